@@ -1,0 +1,204 @@
+"""The Autobahn protocol of one client websocket on /api/kernels/{id}/channels."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from autobahn.twisted.resource import WebSocketResource
+from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
+from autobahn.websocket.types import ConnectionRequest
+from twisted.internet.interfaces import IAddress, IPushProducer
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from kgw.channels import wire
+from kgw.channels.bridge import ChannelBridge
+
+log = Logger()
+
+# Close codes (RFC 6455): going away, policy violation (a client too slow to keep up).
+GOING_AWAY = 1001
+TOO_SLOW = 1008
+MAX_CLIENT_MESSAGE = 256 * 1024 * 1024
+
+
+@implementer(IPushProducer)
+class ChannelsProtocol(WebSocketServerProtocol):
+    """Relays one client's frames to its kernel's bridge, and the kernel's messages back.
+
+    Flow control: the protocol is the push producer of its transport, so Twisted tells it
+    when the socket's send buffer is full. What is written while paused is counted; a
+    client that falls more than ``max_buffer`` bytes behind is closed, the kernel and the
+    other clients go on.
+    """
+
+    bridge: ChannelBridge
+    max_buffer: int
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._v1 = False
+        self._paused = False
+        self._behind = 0
+        self._attached = False
+
+    # --- handshake and lifetime ------------------------------------------------------------
+
+    def onConnect(self, request: ConnectionRequest) -> str | None:
+        if wire.V1_SUBPROTOCOL in request.protocols:
+            self._v1 = True
+            return wire.V1_SUBPROTOCOL
+        return None
+
+    def onOpen(self) -> None:
+        # Twisted's HTTP channel was the transport's producer until the upgrade.
+        transport: Any = self.transport
+        transport.unregisterProducer()
+        transport.registerProducer(self, True)
+        self.bridge.attach(self)
+        self._attached = True
+        log.info(
+            "kernel {kernel_id}: websocket opened ({wire_format})",
+            kernel_id=self.bridge.kernel_id,
+            wire_format="v1" if self._v1 else "json",
+        )
+
+    def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
+        if self._attached:
+            self._attached = False
+            self.bridge.detach(self)
+            log.info(
+                "kernel {kernel_id}: websocket closed ({code})",
+                kernel_id=self.bridge.kernel_id,
+                code=code,
+            )
+
+    def close_for(self, code: int, reason: str) -> None:
+        """Close with any RFC 6455 code (Autobahn's sendClose accepts only 1000 and 3000+)."""
+        if self.state == self.STATE_OPEN:
+            self.sendCloseFrame(code, reason.encode("utf-8")[:120])
+
+    # --- client -> kernel ------------------------------------------------------------------
+
+    def onMessage(self, payload: bytes, isBinary: bool) -> None:
+        try:
+            if self._v1:
+                if not isBinary:
+                    raise wire.FrameError("the v1 subprotocol carries binary frames only")
+                parts = wire.v1_to_parts(payload)
+            else:
+                parts = wire.legacy_to_parts(payload, isBinary)
+            if parts.channel not in wire.CLIENT_CHANNELS:
+                raise wire.FrameError(f"clients may not send on channel {parts.channel!r}")
+            parts.parsed_header()
+            self.bridge.send(self, parts)
+        except wire.FrameError as e:
+            log.info(
+                "kernel {kernel_id}: rejected a malformed frame: {error}",
+                kernel_id=self.bridge.kernel_id,
+                error=str(e),
+            )
+            self.deliver(_error_parts(str(e), payload, self._v1))
+
+    # --- kernel -> client ------------------------------------------------------------------
+
+    def deliver(self, parts: wire.Parts) -> None:
+        if self.state != self.STATE_OPEN:
+            return
+        if self._v1:
+            payload, is_binary = wire.parts_to_v1(parts), True
+        else:
+            payload, is_binary = wire.parts_to_legacy(parts)
+        if self._paused:
+            self._behind += len(payload)
+            if self._behind > self.max_buffer:
+                log.warn(
+                    "kernel {kernel_id}: closing a websocket {behind} bytes behind",
+                    kernel_id=self.bridge.kernel_id,
+                    behind=self._behind,
+                )
+                self.close_for(TOO_SLOW, f"client too slow: over {self.max_buffer} bytes behind")
+                self.dropConnection(abort=True)
+                return
+        self.sendMessage(payload, isBinary=is_binary)
+
+    def pauseProducing(self) -> None:
+        self._paused = True
+
+    def resumeProducing(self) -> None:
+        self._paused = False
+        self._behind = 0
+
+    def stopProducing(self) -> None:
+        self._paused = True
+
+
+def _error_parts(error: str, payload: bytes, v1: bool) -> wire.Parts:
+    """A ``gateway_error`` message that tells a client its frame was rejected and why."""
+    parent: dict[str, Any] = {}
+    channel = "shell"
+    try:
+        sent = wire.v1_to_parts(payload) if v1 else None
+        if sent is not None:
+            parent = json.loads(sent.header)
+            channel = sent.channel
+        else:
+            message = json.loads(payload)
+            parent = message.get("header") or {}
+            channel = message.get("channel") or "shell"
+    except Exception:
+        pass
+    if not isinstance(parent, dict):
+        parent = {}
+    if channel not in wire.CLIENT_CHANNELS:
+        channel = "shell"
+    header = {
+        "msg_id": uuid.uuid4().hex,
+        "msg_type": "gateway_error",
+        "session": "kgw",
+        "username": "kgw",
+        "date": datetime.now(UTC).isoformat(),
+        "version": "5.3",
+    }
+    content = {"status": "error", "ename": "FrameError", "evalue": error, "traceback": []}
+    return wire.message_to_parts(
+        {"header": header, "parent_header": parent, "content": content, "channel": channel}
+    )
+
+
+class _KernelBoundFactory:
+    """Builds protocols from the shared factory, each bound to one kernel's bridge."""
+
+    def __init__(self, factory: WebSocketServerFactory, bridge: ChannelBridge, max_buffer: int):
+        self._factory = factory
+        self._bridge = bridge
+        self._max_buffer = max_buffer
+
+    def buildProtocol(self, addr: IAddress) -> ChannelsProtocol:
+        protocol = self._factory.buildProtocol(addr)
+        assert isinstance(protocol, ChannelsProtocol)
+        protocol.bridge = self._bridge
+        protocol.max_buffer = self._max_buffer
+        return protocol
+
+
+def make_factory() -> WebSocketServerFactory:
+    """The websocket factory shared by every channels connection."""
+    factory = WebSocketServerFactory()
+    factory.protocol = ChannelsProtocol
+    factory.setProtocolOptions(
+        maxMessagePayloadSize=MAX_CLIENT_MESSAGE,
+        maxFramePayloadSize=MAX_CLIENT_MESSAGE,
+        tcpNoDelay=True,
+    )
+    return factory
+
+
+def channels_resource(
+    factory: WebSocketServerFactory, bridge: ChannelBridge, max_buffer: int
+) -> WebSocketResource:
+    """A resource that upgrades one request to a channels websocket on ``bridge``."""
+    return WebSocketResource(_KernelBoundFactory(factory, bridge, max_buffer))

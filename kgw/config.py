@@ -1,0 +1,247 @@
+"""Every setting of the gateway, its flag, its KG_* variable and its default, in one place.
+
+Flags beat environment variables beat defaults. ``load()`` turns both into one frozen,
+validated :class:`GatewayConfig`; nothing else in kgw reads the environment.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+from kgw.errors import ConfigError
+
+MiB = 1024 * 1024
+
+
+def _text(value: str) -> str:
+    return value
+
+
+def _int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    def parse(value: str) -> int:
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(f"expected a whole number, got {value!r}") from None
+        if number < minimum or (maximum is not None and number > maximum):
+            upper = f" and {maximum}" if maximum is not None else ""
+            raise ConfigError(f"must be between {minimum}{upper}, got {number}")
+        return number
+
+    return parse
+
+
+def _bool(value: str) -> bool:
+    lowered = value.strip().lower()
+    if lowered in ("true", "1", "yes", "on"):
+        return True
+    if lowered in ("false", "0", "no", "off", ""):
+        return False
+    raise ConfigError(f"expected true or false, got {value!r}")
+
+
+def _names(value: str) -> tuple[str, ...]:
+    return tuple(name.strip() for name in value.split(",") if name.strip())
+
+
+@attrs.frozen
+class Setting:
+    """One option: its flag, environment variable, default and parser."""
+
+    name: str
+    env: str | None
+    default: str
+    parse: Callable[[str], Any]
+    help: str
+    flag: bool = False  # an on/off switch on the command line
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("ip", "KG_IP", "127.0.0.1", _text, "Interface to listen on (with --port)."),
+    Setting("port", "KG_PORT", "8888", _int(0, 65535), "Port to listen on (with --ip)."),
+    Setting("base-url", "KG_BASE_URL", "/", _text, "URL prefix of every resource."),
+    Setting("auth-token", "KG_AUTH_TOKEN", "", _text, "Shared token every request must carry."),
+    Setting(
+        "allow-unauthenticated",
+        None,
+        "false",
+        _bool,
+        "Allow listening on a non-loopback interface without --auth-token.",
+        flag=True,
+    ),
+    Setting("allow-origin", "KG_ALLOW_ORIGIN", "", _text, "Access-Control-Allow-Origin value."),
+    Setting(
+        "allow-credentials",
+        "KG_ALLOW_CREDENTIALS",
+        "",
+        _text,
+        "Access-Control-Allow-Credentials value.",
+    ),
+    Setting("allow-headers", "KG_ALLOW_HEADERS", "", _text, "Access-Control-Allow-Headers value."),
+    Setting("allow-methods", "KG_ALLOW_METHODS", "", _text, "Access-Control-Allow-Methods value."),
+    Setting(
+        "expose-headers", "KG_EXPOSE_HEADERS", "", _text, "Access-Control-Expose-Headers value."
+    ),
+    Setting("max-age", "KG_MAX_AGE", "", _text, "Access-Control-Max-Age value."),
+    Setting("max-kernels", "KG_MAX_KERNELS", "0", _int(0), "Most kernels at once (0: no limit)."),
+    Setting(
+        "default-kernel-name",
+        "KG_DEFAULT_KERNEL_NAME",
+        "",
+        _text,
+        "Kernelspec used when a request names none (default: jupyter_client's default).",
+    ),
+    Setting(
+        "force-kernel-name",
+        "KG_FORCE_KERNEL_NAME",
+        "",
+        _text,
+        "Kernelspec used for every kernel, whatever the request names.",
+    ),
+    Setting(
+        "list-kernels",
+        "KG_LIST_KERNELS",
+        "false",
+        _bool,
+        "Allow GET /api/kernels to list every running kernel.",
+        flag=True,
+    ),
+    Setting(
+        "env-process-whitelist",
+        "KG_ENV_PROCESS_WHITELIST",
+        "",
+        _names,
+        "Gateway environment variables passed to kernels started with an env (comma list).",
+    ),
+    Setting(
+        "env-whitelist",
+        "KG_ENV_WHITELIST",
+        "",
+        _names,
+        "Client env variables, besides KERNEL_*, passed to kernels (comma list).",
+    ),
+    Setting(
+        "max-ws-buffer",
+        None,
+        str(64 * MiB),
+        _int(64 * 1024),
+        "Bytes a slow websocket client may fall behind before it is closed.",
+    ),
+)
+
+
+@attrs.frozen
+class CorsPolicy:
+    """The CORS response headers; an empty value sends no header."""
+
+    allow_origin: str = ""
+    allow_credentials: str = ""
+    allow_headers: str = ""
+    allow_methods: str = ""
+    expose_headers: str = ""
+    max_age: str = ""
+
+    def headers(self) -> dict[str, str]:
+        named = {
+            "Access-Control-Allow-Origin": self.allow_origin,
+            "Access-Control-Allow-Credentials": self.allow_credentials,
+            "Access-Control-Allow-Headers": self.allow_headers,
+            "Access-Control-Allow-Methods": self.allow_methods,
+            "Access-Control-Expose-Headers": self.expose_headers,
+            "Access-Control-Max-Age": self.max_age,
+        }
+        return {name: value for name, value in named.items() if value}
+
+
+@attrs.frozen
+class GatewayConfig:
+    """The validated settings of one gateway, passed down explicitly."""
+
+    listen: tuple[str, ...] = ("tcp:8888:interface=127.0.0.1",)
+    base_url: str = "/"
+    auth_token: str = ""
+    allow_unauthenticated: bool = False
+    cors: CorsPolicy = CorsPolicy()
+    max_kernels: int = 0
+    default_kernel_name: str = ""
+    force_kernel_name: str = ""
+    list_kernels: bool = False
+    env_process_whitelist: tuple[str, ...] = ()
+    env_whitelist: tuple[str, ...] = ()
+    max_ws_buffer: int = 64 * MiB
+
+
+def normalize_base_url(base_url: str) -> str:
+    """'/', '/kg', 'kg/' -> '/', '/kg/', '/kg/'."""
+    stripped = base_url.strip("/")
+    return f"/{stripped}/" if stripped else "/"
+
+
+def load(
+    flags: Mapping[str, str | None],
+    environ: Mapping[str, str],
+    listen: tuple[str, ...] = (),
+) -> GatewayConfig:
+    """Merge flags, environment and defaults into a validated config, or raise ConfigError."""
+    values: dict[str, Any] = {}
+    for setting in SETTINGS:
+        raw = flags.get(setting.name)
+        source = f"--{setting.name}"
+        if raw is None and setting.env is not None and setting.env in environ:
+            raw, source = environ[setting.env], setting.env
+        if raw is None:
+            raw, source = setting.default, f"--{setting.name} default"
+        try:
+            values[setting.name] = setting.parse(raw)
+        except ConfigError as e:
+            raise ConfigError(f"{source}: {e}") from None
+    if not listen:
+        listen = (_tcp_endpoint(values["ip"], values["port"]),)
+    config = GatewayConfig(
+        listen=listen,
+        base_url=normalize_base_url(values["base-url"]),
+        auth_token=values["auth-token"],
+        allow_unauthenticated=values["allow-unauthenticated"],
+        cors=CorsPolicy(
+            allow_origin=values["allow-origin"],
+            allow_credentials=values["allow-credentials"],
+            allow_headers=values["allow-headers"],
+            allow_methods=values["allow-methods"],
+            expose_headers=values["expose-headers"],
+            max_age=values["max-age"],
+        ),
+        max_kernels=values["max-kernels"],
+        default_kernel_name=values["default-kernel-name"],
+        force_kernel_name=values["force-kernel-name"],
+        list_kernels=values["list-kernels"],
+        env_process_whitelist=values["env-process-whitelist"],
+        env_whitelist=values["env-whitelist"],
+        max_ws_buffer=values["max-ws-buffer"],
+    )
+    return config
+
+
+def _tcp_endpoint(ip: str, port: int) -> str:
+    if not ip:
+        return f"tcp:{port}"
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        raise ConfigError(f"--ip: not an IP address: {ip!r}") from None
+    interface = str(address).replace(":", "\\:")
+    kind = "tcp6" if address.version == 6 else "tcp"
+    return f"{kind}:{port}:interface={interface}"
+
+
+def is_loopback(interface: str) -> bool:
+    """True for an interface only this machine can reach ('' means every interface)."""
+    if interface == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(interface).is_loopback
+    except ValueError:
+        return False

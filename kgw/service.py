@@ -1,0 +1,147 @@
+"""The service tree of one gateway: kernels, the web site, and its listening endpoints."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import Deferred
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.interfaces import IListeningPort, IReactorCore
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.web.http import HTTPChannel
+from twisted.web.server import Request, Site
+from txzmq import ZmqFactory
+
+from kgw.channels.protocol import make_factory
+from kgw.config import GatewayConfig
+from kgw.kernels.registry import KernelRegistry
+from kgw.web import api, kernels
+from kgw.web.app import GatewayApp
+from kgw.web.auth import redact_token
+
+log = Logger()
+
+
+class _NoDelayChannel(HTTPChannel):
+    """HTTP/1.1 with TCP_NODELAY, so small replies are not held back by delayed ACKs."""
+
+    def connectionMade(self) -> None:
+        super().connectionMade()
+        transport: Any = self.transport
+        try:
+            transport.setTcpNoDelay(True)
+        except (AttributeError, OSError):  # UNIX sockets have no Nagle
+            pass
+
+
+class GatewaySite(Site):
+    """A Site that logs each request through twisted.logger, never with the token."""
+
+    protocol = _NoDelayChannel  # type: ignore[assignment]
+
+    def log(self, request: Any) -> None:
+        started = getattr(request, "_kgw_started", None)
+        log.info(
+            "{method} {path} {status} {duration_ms:.1f}ms {client}",
+            method=request.method.decode("ascii", "replace"),
+            path=redact_token(request.uri.decode("utf-8", "replace")),
+            status=request.code,
+            duration_ms=(time.monotonic() - started) * 1000 if started else 0.0,
+            client=_address(request),
+        )
+
+
+def _address(request: Request) -> str:
+    peer = request.getClientAddress()
+    host = getattr(peer, "host", None)
+    return f"{host}:{getattr(peer, 'port', '')}" if host else str(peer)
+
+
+class _TimedRequest(Request):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._kgw_started = time.monotonic()
+
+
+class KernelService(Service):
+    """Owns the kernel registry; stopping it closes websockets and shuts every kernel down."""
+
+    def __init__(self, registry: KernelRegistry, zmq_factory: ZmqFactory) -> None:
+        self.registry = registry
+        self._zmq = zmq_factory
+
+    def stopService(self) -> Deferred[None]:
+        super().stopService()
+        log.info("shutting down {count} kernels", count=len(self.registry.list()))
+
+        async def stop() -> None:
+            await self.registry.shutdown_all()
+            self._zmq.shutdown()
+            log.info("all kernels shut down")
+
+        return Deferred.fromCoroutine(stop())
+
+
+class ListenService(Service):
+    """Listens on one endpoint string; a failure to listen stops startup with one line."""
+
+    def __init__(self, reactor: Any, description: str, site: Site, base_url: str) -> None:
+        self._reactor = reactor
+        self._description = description
+        self._site = site
+        self._base_url = base_url
+        self._port: IListeningPort | None = None
+
+    def privilegedStartService(self) -> None:
+        super().privilegedStartService()
+        endpoint = serverFromString(self._reactor, self._description)
+        outcome: list[Any] = []
+        endpoint.listen(self._site).addBoth(outcome.append)
+        if not outcome:
+            raise SystemExit(f"kernelgateway: --listen {self._description!r} did not bind at once")
+        if isinstance(outcome[0], Failure):
+            raise SystemExit(
+                f"kernelgateway: cannot listen on {self._description!r}: "
+                f"{outcome[0].getErrorMessage()}"
+            )
+        self._port = outcome[0]
+        address: Any = self._port.getHost()
+        host = getattr(address, "host", None)
+        if host is not None:
+            shown = f"[{host}]" if ":" in host else host
+            url = f"http://{shown}:{address.port}{self._base_url}"
+        else:
+            url = f"{address}"
+        log.info("kernelgateway listening on {url}", url=url)
+
+    def stopService(self) -> Deferred[None] | None:
+        super().stopService()
+        if self._port is None:
+            return None
+        port, self._port = self._port, None
+        stopped: Deferred[None] | None = port.stopListening()
+        return stopped
+
+
+def build_gateway(
+    config: GatewayConfig, reactor: IReactorCore, environ: Mapping[str, str]
+) -> MultiService:
+    """Compose the gateway: kernels are stopped last, after the listeners."""
+    zmq_factory = ZmqFactory()
+    zmq_factory.reactor = reactor
+    registry = KernelRegistry(config, reactor, zmq_factory, environ)  # type: ignore[arg-type]
+    app = GatewayApp(config)
+    api.install(app, registry)
+    kernels.install(app, registry, make_factory())
+    site = GatewaySite(app.resource())
+    site.requestFactory = _TimedRequest
+
+    gateway = MultiService()
+    KernelService(registry, zmq_factory).setServiceParent(gateway)
+    for description in config.listen:
+        ListenService(reactor, description, site, config.base_url).setServiceParent(gateway)
+    return gateway

@@ -1,0 +1,51 @@
+"""kgw: a Jupyter kernel gateway built on Twisted."""
+
+from setuptools import setup
+
+setup(
+    name="kgw",
+    version="0.1.0",
+    description="A Jupyter kernel gateway on Twisted: REST kernel CRUD and websocket channels",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    license="BSD-3-Clause",
+    python_requires=">=3.11",
+    packages=[
+        "kgw",
+        "kgw.web",
+        "kgw.channels",
+        "kgw.kernels",
+        "twisted.plugins",
+    ],
+    package_data={"twisted.plugins": ["kgw_plugin.py"]},
+    install_requires=[
+        "twisted[tls]>=24.3",
+        "autobahn>=23.6",
+        "txzmq>=1.0",
+        "pyzmq>=25",
+        "jupyter_client>=8",
+        "klein>=23.5",
+        "service_identity>=21.1",
+        "ipykernel>=6.25",
+        "attrs>=23.1",
+    ],
+    extras_require={
+        "test": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "hypothesis>=6.100",
+            "treq>=23.11",
+            "websockets>=13",
+            "psutil>=5.9",
+            "jupyter_server>=2.14",
+            "mypy>=1.10",
+            "mypy-zope>=1.0",
+            "ruff>=0.6",
+        ],
+    },
+    classifiers=[
+        "Framework :: Twisted",
+        "Framework :: Jupyter",
+        "Programming Language :: Python :: 3.11",
+    ],
+)
