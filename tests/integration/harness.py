@@ -1,0 +1,299 @@
+"""Run a real kgw (``twistd kernelgateway``) on a free loopback port and talk to it.
+
+Everything waits on events with generous timeouts: a kernel can take several seconds to
+start on a loaded 2-core machine. Every process a gateway starts is gone when it stops.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import psutil
+import requests
+from websockets.sync.client import ClientConnection, connect
+
+from kgw.channels import wire
+
+START_TIMEOUT = 60.0
+KERNEL_TIMEOUT = 60.0
+MESSAGE_TIMEOUT = 60.0
+_READY = re.compile(r"kernelgateway listening on (\S+)")
+
+
+class Gateway:
+    """A kgw process listening on 127.0.0.1:<free port>."""
+
+    def __init__(
+        self,
+        *args: str,
+        token: str | None = None,
+        env: dict[str, str] | None = None,
+        base_url: str = "/",
+    ) -> None:
+        self.token = token
+        environ = {**os.environ, **(env or {})}
+        command = [
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
+            "--nodaemon",
+            "--pidfile=",
+            "--logfile=-",
+            "kernelgateway",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--base-url",
+            base_url,
+            *args,
+        ]
+        if token:
+            command += ["--auth-token", token]
+        self.lines: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self.proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=environ,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+        self._known_kernels: set[int] = set()
+        try:
+            self.url = self.wait_for_line(_READY, START_TIMEOUT).group(1)
+        except BaseException:
+            self.stop()
+            raise
+        self.ws_url = "ws" + self.url[len("http") :]
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_for_line(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
+        """Wait for a log line matching ``pattern`` (lines already seen count)."""
+        deadline = time.monotonic() + timeout
+        for line in list(self.lines):
+            if match := pattern.search(line):
+                return match
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if line is None:
+                raise RuntimeError("kgw exited:\n" + "".join(self.lines))
+            if match := pattern.search(line):
+                return match
+        raise TimeoutError(f"no log line matching {pattern.pattern!r}:\n" + "".join(self.lines))
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    # --- HTTP ------------------------------------------------------------------------------
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"} if self.token else {}
+
+    def request(self, method: str, path: str, **kwargs: Any) -> requests.Response:
+        headers = {**self.headers(), **kwargs.pop("headers", {})}
+        kwargs.setdefault("timeout", KERNEL_TIMEOUT)
+        return requests.request(method, self.url + path, headers=headers, **kwargs)
+
+    def start_kernel(self, **body: Any) -> str:
+        response = self.request("POST", "api/kernels", json=body)
+        assert response.status_code == 201, response.text
+        self.remember_kernels()
+        kernel_id: str = response.json()["id"]
+        return kernel_id
+
+    def kernel_processes(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+    def remember_kernels(self) -> None:
+        self._known_kernels |= {p.pid for p in self.kernel_processes()}
+
+    def connect(
+        self, kernel_id: str, v1: bool = False, query: str = "", **kwargs: Any
+    ) -> KernelSocket:
+        headers = {**self.headers(), **kwargs.pop("additional_headers", {})}
+        url = f"{self.ws_url}api/kernels/{kernel_id}/channels{query}"
+        ws = connect(
+            url,
+            subprotocols=[wire.V1_SUBPROTOCOL] if v1 else None,  # type: ignore[list-item]
+            additional_headers=headers,
+            open_timeout=MESSAGE_TIMEOUT,
+            max_size=None,
+            **kwargs,
+        )
+        return KernelSocket(ws, v1)
+
+    # --- stopping --------------------------------------------------------------------------
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        """Stop kgw with ``sig``; kill whatever it leaves behind; return its exit status."""
+        self.remember_kernels()
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        self._reader.join(timeout)
+        for pid in self.leftover_kernels():
+            try:
+                psutil.Process(pid).kill()
+            except psutil.NoSuchProcess:
+                pass
+        return self.proc.returncode
+
+    def leftover_kernels(self) -> list[int]:
+        alive = []
+        for pid in self._known_kernels:
+            try:
+                if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                    alive.append(pid)
+            except psutil.NoSuchProcess:
+                pass
+        return alive
+
+    def __enter__(self) -> Gateway:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class KernelSocket:
+    """A client websocket on a kernel's channels, in the JSON or the v1 format."""
+
+    def __init__(self, ws: ClientConnection, v1: bool) -> None:
+        self.ws = ws
+        self.v1 = v1
+        self.session = uuid.uuid4().hex
+
+    def close(self) -> None:
+        self.ws.close()
+
+    def __enter__(self) -> KernelSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def send(
+        self,
+        msg_type: str,
+        content: dict[str, Any],
+        channel: str = "shell",
+        buffers: list[bytes] | None = None,
+    ) -> str:
+        msg_id = uuid.uuid4().hex
+        message = {
+            "header": {
+                "msg_id": msg_id,
+                "msg_type": msg_type,
+                "session": self.session,
+                "username": "test",
+                "version": "5.3",
+                "date": "2026-01-01T00:00:00.000000Z",
+            },
+            "parent_header": {},
+            "metadata": {},
+            "content": content,
+            "channel": channel,
+            "buffers": buffers or [],
+        }
+        if self.v1:
+            self.ws.send(wire.parts_to_v1(wire.message_to_parts(message)))
+        else:
+            payload, binary = wire.message_to_legacy(message)
+            self.ws.send(payload if binary else payload.decode("utf-8"))
+        return msg_id
+
+    def recv(self, timeout: float = MESSAGE_TIMEOUT) -> dict[str, Any]:
+        frame = self.ws.recv(timeout=timeout)
+        if self.v1:
+            assert isinstance(frame, bytes), "v1 frames are binary"
+            return wire.parts_to_message(wire.v1_to_parts(frame))
+        if isinstance(frame, str):
+            message: dict[str, Any] = json.loads(frame)
+            return message
+        return wire.legacy_to_message(frame, True)
+
+    def messages(self, timeout: float = MESSAGE_TIMEOUT) -> Iterator[dict[str, Any]]:
+        deadline = time.monotonic() + timeout
+        while (remaining := deadline - time.monotonic()) > 0:
+            yield self.recv(remaining)
+        raise TimeoutError("no message in time")
+
+    def execute(
+        self, code: str, allow_stdin: bool = False, **kwargs: Any
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Run code; return its execute_reply and the iopub messages it caused, in order."""
+        msg_id = self.send_execute(code, allow_stdin, **kwargs)
+        return self.collect(msg_id)
+
+    def send_execute(self, code: str, allow_stdin: bool = False, **kwargs: Any) -> str:
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": True,
+            "user_expressions": {},
+            "allow_stdin": allow_stdin,
+            "stop_on_error": True,
+            **kwargs,
+        }
+        return self.send("execute_request", content)
+
+    def collect(
+        self, msg_id: str, timeout: float = MESSAGE_TIMEOUT
+    ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Read until ``msg_id`` has its reply and its idle status."""
+        reply: dict[str, Any] | None = None
+        iopub: list[dict[str, Any]] = []
+        idle = False
+        for message in self.messages(timeout):
+            if message["parent_header"].get("msg_id") != msg_id:
+                continue
+            if message["channel"] == "iopub":
+                if message["msg_type"] == "status":
+                    idle = message["content"]["execution_state"] == "idle"
+                else:
+                    iopub.append(message)
+            elif message["msg_type"].endswith("_reply"):
+                reply = message
+            if reply is not None and idle:
+                return reply, iopub
+        raise AssertionError("unreachable")
+
+    def reply_to(self, msg_id: str, timeout: float = MESSAGE_TIMEOUT) -> dict[str, Any]:
+        for message in self.messages(timeout):
+            if message["parent_header"].get("msg_id") == msg_id and message["channel"] != "iopub":
+                return message
+        raise AssertionError("unreachable")
+
+
+def stream_text(iopub: list[dict[str, Any]]) -> str:
+    return "".join(m["content"]["text"] for m in iopub if m["msg_type"] == "stream")
