@@ -28,7 +28,7 @@ def test_execute_outputs(gateway: Gateway, kernel_id: str, v1: bool) -> None:
 
         reply, iopub = ks.execute("1/0")
         assert reply["content"]["status"] == "error"
-        error = [m for m in iopub if m["msg_type"] == "error"][0]
+        error = next(m for m in iopub if m["msg_type"] == "error")
         assert error["content"]["ename"] == "ZeroDivisionError"
         assert any("ZeroDivisionError" in line for line in error["content"]["traceback"])
 
@@ -76,7 +76,7 @@ def test_interrupt_via_control(gateway: Gateway, kernel_id: str, v1: bool) -> No
                 break
         interrupt = ks.reply_to(ks.send("interrupt_request", {}, channel="control"))
         assert interrupt["msg_type"] == "interrupt_reply"
-        reply, iopub = ks.collect(msg_id)
+        reply, _iopub = ks.collect(msg_id)
         assert reply["content"]["status"] == "error"
         assert reply["content"]["ename"] == "KeyboardInterrupt"
 
@@ -90,7 +90,8 @@ def opened(comm, msg):
     @comm.on_msg
     def echo(msg):
         received.append(msg['buffers'])
-        comm.send({'echo': msg['content']['data']}, buffers=[bytes(b)[::-1] for b in msg['buffers']])
+        echoed = [bytes(b)[::-1] for b in msg['buffers']]
+        comm.send({'echo': msg['content']['data']}, buffers=echoed)
 get_ipython().kernel.comm_manager.register_target('echo_target', opened)
 """
     with gateway.connect(kernel_id, v1=v1) as ks:
@@ -128,7 +129,7 @@ def test_many_clients_get_their_own_replies_and_all_iopub(gateway: Gateway, kern
         assert model["connections"] == 3
         first, second, third = clients
         msg_id = first.send_execute("print('shared')")
-        reply, iopub = first.collect(msg_id)
+        _reply, iopub = first.collect(msg_id)
         assert stream_text(iopub) == "shared\n"
         for other in (second, third):
             # The others see the iopub output of first's request, but never its reply.
@@ -180,7 +181,7 @@ def test_malformed_frames_get_an_error_and_the_connection_lives(
             assert error["content"]["evalue"]
         reply, iopub = bad.execute("print('still here')")
         assert stream_text(iopub) == "still here\n"
-        reply, iopub = bystander.execute("print('me too')")
+        _reply, iopub = bystander.execute("print('me too')")
         assert stream_text(iopub) == "me too\n"
 
 
@@ -217,10 +218,11 @@ def test_fifty_megabytes_of_output_arrive_whole(gateway: Gateway, kernel_id: str
 def test_binary_json_frame_from_client_reaches_kernel(gateway: Gateway, kernel_id: str) -> None:
     """A legacy binary frame (a message with buffers) from the client keeps its buffers."""
     with gateway.connect(kernel_id) as ks:
-        reply, _ = ks.execute(
+        _reply, _ = ks.execute(
             "import base64\n"
             "got = []\n"
-            "def opened(comm, msg): got.append(base64.b64encode(bytes(msg['buffers'][0])).decode())\n"
+            "def opened(comm, msg):\n"
+            "    got.append(base64.b64encode(bytes(msg['buffers'][0])).decode())\n"
             "get_ipython().kernel.comm_manager.register_target('t2', opened)"
         )
         ks.send(
