@@ -27,9 +27,10 @@ def _int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
             number = int(value)
         except ValueError:
             raise ConfigError(f"expected a whole number, got {value!r}") from None
-        if number < minimum or (maximum is not None and number > maximum):
-            upper = f" and {maximum}" if maximum is not None else ""
-            raise ConfigError(f"must be between {minimum}{upper}, got {number}")
+        if maximum is not None and not minimum <= number <= maximum:
+            raise ConfigError(f"must be between {minimum} and {maximum}, got {number}")
+        if number < minimum:
+            raise ConfigError(f"must be at least {minimum}, got {number}")
         return number
 
     return parse

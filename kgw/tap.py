@@ -7,6 +7,7 @@ module while it parses options, before the asyncio reactor is installed in makeS
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from typing import Any
 
@@ -69,18 +70,41 @@ def check_listen(gateway_config: kgw_config.GatewayConfig) -> None:
     for description in gateway_config.listen:
         try:
             endpoint = serverFromString(MemoryReactor(), description)
-        except (ValueError, KeyError, TypeError, OSError) as e:
-            raise ConfigError(f"--listen {description!r}: {e}") from None
+        except (ValueError, KeyError, TypeError, IndexError, OSError) as e:
+            reason = str(e) or type(e).__name__
+            if description.startswith("systemd:"):
+                reason = "no such inherited socket (LISTEN_FDS/LISTEN_FDNAMES)"
+            raise ConfigError(f"--listen {description!r}: {reason}") from None
         if isinstance(endpoint, UNIXServerEndpoint):
             continue
-        interface = getattr(endpoint, "_interface", None)
+        interface = _interface_of(endpoint)
         public = interface is None or not kgw_config.is_loopback(interface)
         if public and not gateway_config.auth_token and not gateway_config.allow_unauthenticated:
-            where = repr(interface) if interface else "every interface"
+            where = (
+                repr(interface)
+                if interface
+                else ("every interface" if interface == "" else "an interface kgw cannot check")
+            )
             raise ConfigError(
                 f"--listen {description!r} listens on {where} without --auth-token "
                 "(KG_AUTH_TOKEN); set a token or pass --allow-unauthenticated"
             )
+
+
+def _interface_of(endpoint: object) -> str | None:
+    """The address an endpoint listens on, also for a socket inherited from systemd."""
+    interface = getattr(endpoint, "_interface", None)
+    if interface is not None:
+        return str(interface)
+    fileno = getattr(endpoint, "fileno", None)
+    family = getattr(endpoint, "addressFamily", None)
+    if isinstance(fileno, int) and family is not None:
+        try:
+            with socket.fromfd(fileno, family, socket.SOCK_STREAM) as inherited:
+                return str(inherited.getsockname()[0])
+        except OSError:
+            return None
+    return None
 
 
 def _install_asyncio_reactor() -> None:

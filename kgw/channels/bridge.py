@@ -12,7 +12,7 @@ from typing import Any, Protocol
 import zmq
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from txzmq import ZmqConnection, ZmqEndpoint, ZmqEndpointType, ZmqFactory
 
@@ -20,6 +20,10 @@ from kgw.channels import wire
 from kgw.channels.router import Router
 
 log = Logger()
+
+# How much one read of a ZeroMQ socket may deliver before the reactor gets to write it out.
+READ_BATCH_MESSAGES = 256
+READ_BATCH_BYTES = 1024 * 1024
 
 
 class KernelConnection(Hashable, Protocol):
@@ -32,6 +36,8 @@ class KernelConnection(Hashable, Protocol):
 
 class _Socket(ZmqConnection):  # type: ignore[misc]
     """A txZMQ socket that hands each multipart message to a callback."""
+
+    read_scheduled: IDelayedCall | None
 
     def __init__(
         self,
@@ -54,6 +60,32 @@ class _Socket(ZmqConnection):  # type: ignore[misc]
 
     def messageReceived(self, message: list[bytes]) -> None:
         self._on_message(message)
+
+    def doRead(self) -> None:
+        """Read what ZeroMQ has, but at most a batch before letting the reactor write.
+
+        txZMQ drains the socket in one go; a kernel printing fast would then fill every
+        client's send buffer before any of it is written. ZMQ_FD is edge-triggered, so an
+        unfinished batch schedules the next one itself.
+        """
+        if self.read_scheduled is not None:
+            if self.read_scheduled.active():
+                self.read_scheduled.cancel()
+            self.read_scheduled = None
+        budget = READ_BATCH_BYTES
+        for _ in range(READ_BATCH_MESSAGES):
+            if self.factory is None or not self.socket.get(zmq.EVENTS) & zmq.POLLIN:
+                return
+            try:
+                message = self._readMultipart()
+            except zmq.Again:
+                continue
+            self.messageReceived(message)
+            budget -= sum(len(part) for part in message)
+            if budget <= 0:
+                break
+        if self.factory is not None:
+            self.read_scheduled = self.factory.reactor.callLater(0, self.doRead)
 
 
 def _utcnow() -> datetime:

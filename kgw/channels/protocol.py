@@ -93,7 +93,7 @@ class ChannelsProtocol(WebSocketServerProtocol):
                 parts = wire.legacy_to_parts(payload, isBinary)
             if parts.channel not in wire.CLIENT_CHANNELS:
                 raise wire.FrameError(f"clients may not send on channel {parts.channel!r}")
-            parts.parsed_header()
+            wire.check_header(parts.parsed_header())
             self.bridge.send(self, parts)
         except wire.FrameError as e:
             log.info(
@@ -114,11 +114,14 @@ class ChannelsProtocol(WebSocketServerProtocol):
             payload, is_binary = wire.parts_to_legacy(parts)
         if self._paused:
             self._behind += len(payload)
-            if self._behind > self.max_buffer:
+            behind = _unsent_bytes(self.transport)
+            if behind is None:
+                behind = self._behind
+            if behind > self.max_buffer:
                 log.warn(
                     "kernel {kernel_id}: closing a websocket {behind} bytes behind",
                     kernel_id=self.bridge.kernel_id,
-                    behind=self._behind,
+                    behind=behind,
                 )
                 self.close_for(TOO_SLOW, f"client too slow: over {self.max_buffer} bytes behind")
                 self.dropConnection(abort=True)
@@ -134,6 +137,21 @@ class ChannelsProtocol(WebSocketServerProtocol):
 
     def stopProducing(self) -> None:
         self._paused = True
+
+
+def _unsent_bytes(transport: Any) -> int | None:
+    """Bytes written to a TCP transport (under any TLS layers) that it has not yet sent.
+
+    Twisted has no public API for this; its FileDescriptor has kept these attributes for
+    many years. None when they are missing: the caller then counts what it wrote itself.
+    """
+    while transport is not None:
+        try:
+            unsent: int = len(transport.dataBuffer) - transport.offset + transport._tempDataLen
+            return unsent
+        except AttributeError:
+            transport = getattr(transport, "transport", None)
+    return None
 
 
 def _error_parts(error: str, payload: bytes, v1: bool) -> wire.Parts:

@@ -74,7 +74,7 @@ class Parts:
 def _load_object(data: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(data)
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError) as e:
         raise FrameError(f"{what} is not valid JSON: {e}") from None
     if not isinstance(value, dict):
         raise FrameError(f"{what} must be a JSON object")
@@ -171,6 +171,13 @@ def v1_to_parts(frame: bytes) -> Parts:
     return Parts(channel, header, parent, metadata, content, tuple(chunks[5:]))
 
 
+def check_header(header: dict[str, Any]) -> None:
+    """Raise FrameError unless a header has the string msg_id and msg_type routing needs."""
+    for key in ("msg_id", "msg_type"):
+        if not isinstance(header.get(key), str):
+            raise FrameError(f"header.{key} must be a string")
+
+
 # --- legacy JSON frames -----------------------------------------------------------------------
 
 
@@ -246,9 +253,7 @@ def legacy_to_parts(frame: bytes, is_binary: bool) -> Parts:
     header = message.get("header")
     if not isinstance(header, dict):
         raise FrameError("message has no header object")
-    for key in ("msg_id", "msg_type"):
-        if not isinstance(header.get(key), str):
-            raise FrameError(f"header.{key} must be a string")
+    check_header(header)
     values = [header]
     for key in _JSON_KEYS[1:]:
         value = message.get(key)
@@ -260,7 +265,10 @@ def legacy_to_parts(frame: bytes, is_binary: bool) -> Parts:
     channel = message.get("channel") or "shell"
     if not isinstance(channel, str):
         raise FrameError("channel must be a string")
-    h, p, m, c = (_dump(v) for v in values)
+    try:
+        h, p, m, c = (_dump(v) for v in values)
+    except (UnicodeEncodeError, RecursionError) as e:
+        raise FrameError(f"message cannot be encoded as UTF-8 JSON: {e}") from None
     return Parts(channel, h, p, m, c, tuple(message["buffers"]), _header=header)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hmac
-from urllib.parse import urlsplit
+from urllib.parse import unquote_plus, urlsplit
 
 _SCHEMES = ("token", "bearer")
 
@@ -48,5 +48,7 @@ def redact_token(uri: str) -> str:
     fields = []
     for field in query.split("&"):
         name, eq, _ = field.partition("=")
-        fields.append(f"{name}=[secret]" if eq and name.lower() == "token" else field)
+        # Twisted decodes argument names, so ?tok%65n= is a token too.
+        secret = eq and unquote_plus(name).lower() == "token"
+        fields.append(f"{name}=[secret]" if secret else field)
     return f"{path}?{'&'.join(fields)}"

@@ -42,7 +42,7 @@ class Gateway:
         base_url: str = "/",
     ) -> None:
         self.token = token
-        environ = {**os.environ, **(env or {})}
+        environ = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         command = [
             sys.executable,
             "-c",

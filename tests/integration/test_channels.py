@@ -179,9 +179,9 @@ def test_malformed_frames_get_an_error_and_the_connection_lives(
             assert error["msg_type"] == "gateway_error"
             assert error["content"]["status"] == "error"
             assert error["content"]["evalue"]
-        reply, iopub = bad.execute("print('still here')")
+        _, iopub = bad.execute("print('still here')")
         assert stream_text(iopub) == "still here\n"
-        _reply, iopub = bystander.execute("print('me too')")
+        _, iopub = bystander.execute("print('me too')")
         assert stream_text(iopub) == "me too\n"
 
 

@@ -48,7 +48,7 @@ def test_help_documents_every_option_with_its_variable() -> None:
         ((), {"KG_PORT": "eighty"}, "KG_PORT: expected a whole number"),
         (("--port", "70000"), {}, "--port: must be between 0 and 65535"),
         ((), {"KG_LIST_KERNELS": "maybe"}, "KG_LIST_KERNELS: expected true or false"),
-        ((), {"KG_MAX_KERNELS": "-1"}, "KG_MAX_KERNELS: must be between 0"),
+        ((), {"KG_MAX_KERNELS": "-1"}, "KG_MAX_KERNELS: must be at least 0"),
         (("--ip", "not-an-ip"), {}, "--ip: not an IP address"),
         (("--listen", "bogus:1"), {}, "--listen 'bogus:1'"),
         (("--ip", "0.0.0.0"), {}, "without --auth-token"),
