@@ -1,6 +1,21 @@
 """kgw: a Jupyter kernel gateway built on Twisted."""
 
 from setuptools import setup
+from setuptools.command.editable_wheel import editable_wheel
+
+
+class EditableWithPlugins(editable_wheel):
+    """Editable installs put the project root on sys.path with a static .pth file.
+
+    twistd finds plugins by scanning sys.path for twisted/plugins/; the import hook that
+    PEP 660 editable installs use by default hides ours. This is the same as
+    ``--config-settings editable_mode=compat``, made the default.
+    """
+
+    def finalize_options(self) -> None:
+        self.mode = self.mode or "compat"
+        super().finalize_options()
+
 
 setup(
     name="kgw",
@@ -43,6 +58,7 @@ setup(
             "ruff>=0.6",
         ],
     },
+    cmdclass={"editable_wheel": EditableWithPlugins},
     classifiers=[
         "Framework :: Twisted",
         "Framework :: Jupyter",

@@ -1,0 +1,467 @@
+"""Settings: flags beat KG_* variables beat defaults, validated once at startup."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from twisted.python import usage
+
+from kgw import config
+from kgw.config import CorsPolicy, GatewayConfig
+from kgw.errors import ConfigError
+from kgw.tap import Options, check_listen
+
+Getter = Callable[[GatewayConfig], Any]
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests see no KG_* variable (nor systemd's) from the machine they run on."""
+    for name in list(os.environ):
+        if name.startswith("KG_") or name.startswith("LISTEN_"):
+            monkeypatch.delenv(name)
+
+
+def parse(*argv: str) -> GatewayConfig:
+    """The config ``twistd kernelgateway argv...`` would run with."""
+    options = Options()
+    options.parseOptions(list(argv))
+    result: GatewayConfig = options.gateway_config
+    return result
+
+
+def usage_error(*argv: str) -> str:
+    """The message ``twistd kernelgateway argv...`` would refuse to start with."""
+    with pytest.raises(usage.UsageError) as raised:
+        parse(*argv)
+    message = str(raised.value)
+    assert "\n" not in message
+    return message
+
+
+# --- defaults ---------------------------------------------------------------------------------
+
+
+def test_defaults_are_the_gateway_config_defaults() -> None:
+    assert parse() == GatewayConfig()
+    assert config.load({}, {}) == GatewayConfig()
+
+
+def test_default_listen_is_loopback_port_8888() -> None:
+    assert parse().listen == ("tcp:8888:interface=127.0.0.1",)
+
+
+def test_defaults_are_safe() -> None:
+    gateway_config = parse()
+
+    assert gateway_config.base_url == "/"
+    assert gateway_config.auth_token == ""
+    assert not gateway_config.allow_unauthenticated
+    assert not gateway_config.list_kernels
+    assert gateway_config.max_kernels == 0
+    assert gateway_config.cors.headers() == {}
+
+
+def test_every_default_parses() -> None:
+    for setting in config.SETTINGS:
+        setting.parse(setting.default)
+
+
+# --- every setting, from its flag and from its variable ---------------------------------------
+
+# setting name -> (value to give, how to read it back, what it should read back as)
+SETTING_CASES: dict[str, tuple[str, Getter, Any]] = {
+    "ip": ("127.0.0.2", lambda c: c.listen, ("tcp:8888:interface=127.0.0.2",)),
+    "port": ("9999", lambda c: c.listen, ("tcp:9999:interface=127.0.0.1",)),
+    "base-url": ("/gw", lambda c: c.base_url, "/gw/"),
+    "auth-token": ("s3cret", lambda c: c.auth_token, "s3cret"),
+    "allow-origin": ("https://lab.example", lambda c: c.cors.allow_origin, "https://lab.example"),
+    "allow-credentials": ("true", lambda c: c.cors.allow_credentials, "true"),
+    "allow-headers": ("X-One, X-Two", lambda c: c.cors.allow_headers, "X-One, X-Two"),
+    "allow-methods": ("GET, POST", lambda c: c.cors.allow_methods, "GET, POST"),
+    "expose-headers": ("X-Three", lambda c: c.cors.expose_headers, "X-Three"),
+    "max-age": ("600", lambda c: c.cors.max_age, "600"),
+    "max-kernels": ("5", lambda c: c.max_kernels, 5),
+    "default-kernel-name": ("python3", lambda c: c.default_kernel_name, "python3"),
+    "force-kernel-name": ("python3", lambda c: c.force_kernel_name, "python3"),
+    "list-kernels": ("True", lambda c: c.list_kernels, True),
+    "env-process-whitelist": (
+        "HOME, LANG,,TZ",
+        lambda c: c.env_process_whitelist,
+        ("HOME", "LANG", "TZ"),
+    ),
+    "env-whitelist": ("MY_VAR,OTHER", lambda c: c.env_whitelist, ("MY_VAR", "OTHER")),
+    "max-ws-buffer": ("1048576", lambda c: c.max_ws_buffer, 1048576),
+    "allow-unauthenticated": ("", lambda c: c.allow_unauthenticated, True),
+}
+SETTINGS_BY_NAME = {setting.name: setting for setting in config.SETTINGS}
+ENV_SETTINGS = [setting.name for setting in config.SETTINGS if setting.env is not None]
+
+
+def test_every_setting_has_a_case_here() -> None:
+    assert set(SETTING_CASES) == set(SETTINGS_BY_NAME)
+
+
+@pytest.mark.parametrize("name", ENV_SETTINGS)
+def test_every_variable_is_read(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    value, read, expected = SETTING_CASES[name]
+    env = SETTINGS_BY_NAME[name].env
+    assert env is not None
+    monkeypatch.setenv(env, value)
+
+    assert read(parse()) == expected
+
+
+@pytest.mark.parametrize("name", sorted(SETTING_CASES))
+def test_every_flag_is_read(name: str) -> None:
+    value, read, expected = SETTING_CASES[name]
+    argv = [f"--{name}"] if SETTINGS_BY_NAME[name].flag else [f"--{name}", value]
+
+    assert read(parse(*argv)) == expected
+
+
+def test_variables_are_the_ones_jupyter_kernel_gateway_reads() -> None:
+    assert {s.env for s in config.SETTINGS if s.env} >= {
+        "KG_IP",
+        "KG_PORT",
+        "KG_BASE_URL",
+        "KG_AUTH_TOKEN",
+        "KG_ALLOW_ORIGIN",
+        "KG_ALLOW_CREDENTIALS",
+        "KG_ALLOW_HEADERS",
+        "KG_ALLOW_METHODS",
+        "KG_EXPOSE_HEADERS",
+        "KG_MAX_AGE",
+        "KG_MAX_KERNELS",
+        "KG_DEFAULT_KERNEL_NAME",
+        "KG_FORCE_KERNEL_NAME",
+        "KG_LIST_KERNELS",
+        "KG_ENV_PROCESS_WHITELIST",
+        "KG_ENV_WHITELIST",
+    }
+
+
+def test_help_names_each_variable() -> None:
+    help_text = str(Options())
+    for setting in config.SETTINGS:
+        assert f"--{setting.name}" in help_text
+        if setting.env:
+            assert setting.env in help_text
+
+
+# --- precedence -------------------------------------------------------------------------------
+
+
+def test_flag_beats_variable_beats_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert parse().max_kernels == 0
+    monkeypatch.setenv("KG_MAX_KERNELS", "3")
+    assert parse().max_kernels == 3
+    assert parse("--max-kernels", "7").max_kernels == 7
+
+
+def test_port_flag_beats_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KG_PORT", "9001")
+    monkeypatch.setenv("KG_IP", "127.0.0.3")
+
+    assert parse("--port", "9000").listen == ("tcp:9000:interface=127.0.0.3",)
+
+
+def test_token_flag_beats_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KG_AUTH_TOKEN", "from-env")
+
+    assert parse("--auth-token", "from-flag").auth_token == "from-flag"
+
+
+def test_a_flag_hides_a_bad_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KG_PORT", "abc")
+
+    assert parse("--port", "9000").listen == ("tcp:9000:interface=127.0.0.1",)
+
+
+def test_list_kernels_flag_beats_a_false_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KG_LIST_KERNELS", "false")
+
+    assert parse("--list-kernels").list_kernels
+
+
+def test_load_merges_flags_environment_and_defaults() -> None:
+    loaded = config.load(
+        {"port": "9000", "auth-token": None},
+        {"KG_PORT": "9001", "KG_AUTH_TOKEN": "env-token", "KG_BASE_URL": "kg"},
+    )
+
+    assert loaded.listen == ("tcp:9000:interface=127.0.0.1",)
+    assert loaded.auth_token == "env-token"
+    assert loaded.base_url == "/kg/"
+    assert loaded.max_kernels == 0
+
+
+def test_load_ignores_unrelated_variables() -> None:
+    assert config.load({}, {"PORT": "1", "KG_UNKNOWN": "x"}) == GatewayConfig()
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("True", True),
+        ("true", True),
+        ("1", True),
+        ("yes", True),
+        ("on", True),
+        ("False", False),
+        ("false", False),
+        ("0", False),
+        ("no", False),
+        ("", False),
+    ],
+)
+def test_list_kernels_variable_values(
+    value: str, expected: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KG_LIST_KERNELS", value)
+
+    assert parse().list_kernels is expected
+
+
+# --- bad values -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "named"),
+    [
+        ([], {"KG_PORT": "abc"}, "KG_PORT"),
+        ([], {"KG_PORT": ""}, "KG_PORT"),
+        ([], {"KG_PORT": "65536"}, "KG_PORT"),
+        (["--port", "70000"], {}, "--port"),
+        (["--port", "-1"], {}, "--port"),
+        (["--port", "8o88"], {}, "--port"),
+        ([], {"KG_MAX_KERNELS": "-1"}, "KG_MAX_KERNELS"),
+        (["--max-kernels", "many"], {}, "--max-kernels"),
+        ([], {"KG_LIST_KERNELS": "maybe"}, "KG_LIST_KERNELS"),
+        (["--max-ws-buffer", "1024"], {}, "--max-ws-buffer"),
+        (["--ip", "not-an-address"], {}, "--ip"),
+        ([], {"KG_IP": "999.1.1.1"}, "not an IP address"),
+    ],
+)
+def test_bad_value_is_a_usage_error_naming_its_source(
+    argv: list[str], env: dict[str, str], named: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    message = usage_error(*argv)
+
+    assert named in message
+
+
+def test_bad_value_message_quotes_the_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KG_PORT", "abc")
+
+    assert "'abc'" in usage_error()
+
+
+def test_bad_value_in_load_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="KG_MAX_KERNELS"):
+        config.load({}, {"KG_MAX_KERNELS": "-1"})
+
+
+# --- base URL ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("/", "/"),
+        ("", "/"),
+        ("//", "/"),
+        ("/kg", "/kg/"),
+        ("kg", "/kg/"),
+        ("kg/", "/kg/"),
+        ("/kg/", "/kg/"),
+        ("//kg//", "/kg/"),
+        ("/a/b", "/a/b/"),
+        ("a/b/", "/a/b/"),
+    ],
+)
+def test_base_url_is_normalised(given: str, expected: str) -> None:
+    assert config.normalize_base_url(given) == expected
+
+
+def test_base_url_variable_is_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KG_BASE_URL", "gateway")
+
+    assert parse().base_url == "/gateway/"
+
+
+# --- listening --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "listen"),
+    [
+        (["--ip", "127.0.0.1", "--port", "9000"], "tcp:9000:interface=127.0.0.1"),
+        (["--port", "0"], "tcp:0:interface=127.0.0.1"),
+        (["--ip", "::1"], "tcp6:8888:interface=\\:\\:1"),
+        (["--ip", "0.0.0.0", "--auth-token", "t"], "tcp:8888:interface=0.0.0.0"),
+        (["--ip", "", "--auth-token", "t"], "tcp:8888"),
+    ],
+)
+def test_ip_and_port_make_the_listen_string(argv: list[str], listen: str) -> None:
+    assert parse(*argv).listen == (listen,)
+
+
+def test_listen_is_repeatable_and_keeps_its_order() -> None:
+    gateway_config = parse(
+        "--listen",
+        "tcp:9000:interface=127.0.0.1",
+        "--listen",
+        "unix:/run/kgw/kgw.sock",
+        "--listen",
+        "tcp6:9001:interface=\\:\\:1",
+    )
+
+    assert gateway_config.listen == (
+        "tcp:9000:interface=127.0.0.1",
+        "unix:/run/kgw/kgw.sock",
+        "tcp6:9001:interface=\\:\\:1",
+    )
+
+
+def test_listen_replaces_ip_and_port() -> None:
+    gateway_config = parse(
+        "--ip", "0.0.0.0", "--port", "1", "--listen", "tcp:2:interface=127.0.0.1"
+    )
+
+    assert gateway_config.listen == ("tcp:2:interface=127.0.0.1",)
+
+
+def test_options_do_not_share_listen_lists() -> None:
+    parse("--listen", "tcp:9000:interface=127.0.0.1")
+
+    assert parse().listen == ("tcp:8888:interface=127.0.0.1",)
+
+
+@pytest.mark.parametrize("interface", ["127.0.0.1", "127.1.2.3", "::1", "localhost"])
+def test_loopback_interfaces(interface: str) -> None:
+    assert config.is_loopback(interface)
+
+
+@pytest.mark.parametrize("interface", ["", "0.0.0.0", "::", "10.0.0.1", "example.com", "bogus"])
+def test_interfaces_others_can_reach(interface: str) -> None:
+    assert not config.is_loopback(interface)
+
+
+# --- check_listen -----------------------------------------------------------------------------
+
+PUBLIC = [
+    "tcp:8888",
+    "tcp:8888:interface=0.0.0.0",
+    "tcp6:8888:interface=\\:\\:",
+    "tcp:8888:interface=10.1.2.3",
+    "tcp:8888:interface=example.com",
+]
+LOOPBACK = [
+    "tcp:8888:interface=127.0.0.1",
+    "tcp:0:interface=127.0.0.1",
+    "tcp6:8888:interface=\\:\\:1",
+    "tcp:8888:interface=localhost",
+    "unix:/run/kgw/kgw.sock",
+]
+UNPARSEABLE = [
+    "",
+    "foo:bar",
+    "tcp:",
+    "tcp:abc",
+    "tcp:8888:bogus=1",
+    "tcp:8888:interface=127.0.0.1:backlog=many",
+    "ssl:8443:privateKey=/nonexistent/key.pem",
+]
+
+
+@pytest.mark.parametrize("listen", PUBLIC)
+def test_public_listening_without_a_token_is_refused(listen: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        check_listen(GatewayConfig(listen=(listen,)))
+
+    message = str(raised.value)
+    assert repr(listen) in message
+    assert "--auth-token" in message
+    assert "--allow-unauthenticated" in message
+
+
+@pytest.mark.parametrize("listen", PUBLIC)
+def test_public_listening_with_a_token_is_accepted(listen: str) -> None:
+    check_listen(GatewayConfig(listen=(listen,), auth_token="s3cret"))
+
+
+@pytest.mark.parametrize("listen", PUBLIC)
+def test_public_listening_when_allowed_unauthenticated_is_accepted(listen: str) -> None:
+    check_listen(GatewayConfig(listen=(listen,), allow_unauthenticated=True))
+
+
+@pytest.mark.parametrize("listen", LOOPBACK)
+def test_loopback_listening_without_a_token_is_accepted(listen: str) -> None:
+    check_listen(GatewayConfig(listen=(listen,)))
+
+
+def test_every_listen_string_is_checked() -> None:
+    with pytest.raises(ConfigError, match="'tcp:9000'"):
+        check_listen(GatewayConfig(listen=("tcp:8888:interface=127.0.0.1", "tcp:9000")))
+
+
+@pytest.mark.parametrize("listen", UNPARSEABLE)
+def test_unparseable_listen_string_is_refused_in_one_line(listen: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        check_listen(GatewayConfig(listen=(listen,), auth_token="s3cret"))
+
+    message = str(raised.value)
+    assert message.startswith(f"--listen {listen!r}: ")
+    assert "\n" not in message
+
+
+def test_options_refuse_public_listening_without_a_token() -> None:
+    message = usage_error("--ip", "0.0.0.0")
+
+    assert "'0.0.0.0'" in message
+    assert "--allow-unauthenticated" in message
+
+
+def test_options_refuse_a_bare_tcp_port_without_a_token() -> None:
+    assert "every interface" in usage_error("--listen", "tcp:8888")
+
+
+def test_options_accept_public_listening_with_a_token_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KG_AUTH_TOKEN", "s3cret")
+
+    assert parse("--listen", "tcp:8888").listen == ("tcp:8888",)
+
+
+def test_options_accept_public_listening_when_allowed_unauthenticated() -> None:
+    gateway_config = parse("--ip", "0.0.0.0", "--allow-unauthenticated")
+
+    assert gateway_config.listen == ("tcp:8888:interface=0.0.0.0",)
+    assert gateway_config.allow_unauthenticated
+
+
+def test_options_refuse_an_unparseable_listen_string() -> None:
+    assert usage_error("--listen", "foo:bar").startswith("--listen 'foo:bar': ")
+
+
+def test_systemd_endpoint_without_an_inherited_socket_is_a_usage_error() -> None:
+    assert "--listen" in usage_error(
+        "--listen", "systemd:domain=INET:index=0", "--auth-token", "s3cret"
+    )
+
+
+def test_cors_policy_sends_only_configured_headers() -> None:
+    policy = CorsPolicy(allow_origin="*", max_age="600")
+
+    assert policy.headers() == {
+        "Access-Control-Allow-Origin": "*",
+        "Access-Control-Max-Age": "600",
+    }
