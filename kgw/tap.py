@@ -59,7 +59,8 @@ class Options(usage.Options):
             self.gateway_config = kgw_config.load(flags, os.environ, tuple(self["listen"]))
             check_listen(self.gateway_config)
         except ConfigError as e:
-            raise usage.UsageError(str(e)) from None
+            # Not a UsageError: twistd would print its whole usage text above the one line.
+            raise SystemExit(f"kernelgateway: {e}") from None
 
 
 def check_listen(gateway_config: kgw_config.GatewayConfig) -> None:

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from twisted.python import usage
 
 from kgw import config
 from kgw.config import CorsPolicy, GatewayConfig
@@ -35,9 +34,10 @@ def parse(*argv: str) -> GatewayConfig:
 
 def usage_error(*argv: str) -> str:
     """The message ``twistd kernelgateway argv...`` would refuse to start with."""
-    with pytest.raises(usage.UsageError) as raised:
+    with pytest.raises(SystemExit) as raised:
         parse(*argv)
-    message = str(raised.value)
+    message = str(raised.value.code)
+    assert message.startswith("kernelgateway: ")
     assert "\n" not in message
     return message
 
@@ -449,7 +449,7 @@ def test_options_accept_public_listening_when_allowed_unauthenticated() -> None:
 
 
 def test_options_refuse_an_unparseable_listen_string() -> None:
-    assert usage_error("--listen", "foo:bar").startswith("--listen 'foo:bar': ")
+    assert usage_error("--listen", "foo:bar").startswith("kernelgateway: --listen 'foo:bar': ")
 
 
 def test_systemd_endpoint_without_an_inherited_socket_is_a_usage_error() -> None:
