@@ -129,8 +129,8 @@ SETTINGS: tuple[Setting, ...] = (
         "max-ws-buffer",
         None,
         str(64 * MiB),
-        _int(64 * 1024),
-        "Bytes a slow websocket client may fall behind before it is closed.",
+        _int(MiB),
+        "Bytes a slow websocket client may fall behind before it is closed (at least 1 MiB).",
     ),
 )
 

@@ -113,7 +113,8 @@ class ListenService(Service):
         host = getattr(address, "host", None)
         if host is not None:
             shown = f"[{host}]" if ":" in host else host
-            url = f"http://{shown}:{address.port}{self._base_url}"
+            scheme = "https" if self._description.startswith("ssl:") else "http"
+            url = f"{scheme}://{shown}:{address.port}{self._base_url}"
         else:
             url = f"{address}"
         log.info("kernelgateway listening on {url}", url=url)
@@ -134,6 +135,7 @@ def build_gateway(
     zmq_factory = ZmqFactory()
     zmq_factory.reactor = reactor
     registry = KernelRegistry(config, reactor, zmq_factory, environ)  # type: ignore[arg-type]
+    registry.check_kernel_names()
     app = GatewayApp(config)
     api.install(app, registry)
     kernels.install(app, registry, make_factory())

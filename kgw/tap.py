@@ -133,5 +133,8 @@ def makeService(options: Options) -> IService:
 
     from kgw.service import build_gateway
 
-    gateway: MultiService = build_gateway(options.gateway_config, reactor, os.environ)
+    try:
+        gateway: MultiService = build_gateway(options.gateway_config, reactor, os.environ)
+    except ConfigError as e:
+        raise SystemExit(f"kernelgateway: {e}") from None
     return gateway

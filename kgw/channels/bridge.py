@@ -200,7 +200,7 @@ class ChannelBridge:
         self.last_activity = _utcnow()
         if channel == "iopub" and msg_type == "status":
             self._note_status(parts)
-            if self._waiters:
+            if self._waiters and self.execution_state == "idle":
                 self._nudge_answered(parts)
         for connection in self._router.route(parts):
             if connection is not self:
@@ -232,7 +232,7 @@ class ChannelBridge:
         return msg_id
 
     def _nudge_answered(self, parts: wire.Parts) -> None:
-        """An iopub status answering a readiness request: shell and iopub both work."""
+        """The idle status after a readiness request: shell and iopub both work."""
         parent = parts.parent_msg_id()
         for waiter in list(self._waiters):
             if waiter[0] == parent:

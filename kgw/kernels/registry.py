@@ -22,6 +22,7 @@ from kgw.channels.bridge import ChannelBridge
 from kgw.config import GatewayConfig
 from kgw.errors import (
     BadRequest,
+    ConfigError,
     KernelLimitReached,
     KernelStartFailed,
     NoSuchKernel,
@@ -81,6 +82,21 @@ class KernelRegistry:
         return (
             self._config.force_kernel_name or self._config.default_kernel_name or NATIVE_KERNEL_NAME
         )
+
+    def check_kernel_names(self) -> None:
+        """Raise ConfigError if the default or forced kernelspec is not installed."""
+        for flag, name in (
+            ("--default-kernel-name", self._config.default_kernel_name),
+            ("--force-kernel-name", self._config.force_kernel_name),
+        ):
+            if name:
+                try:
+                    self.kernel_spec(name)
+                except NoSuchKernelSpec:
+                    known = ", ".join(sorted(self.kernel_spec_manager.find_kernel_specs()))
+                    raise ConfigError(
+                        f"{flag}: no kernelspec named {name!r} (installed: {known})"
+                    ) from None
 
     def kernel_spec(self, name: str) -> Any:
         try:

@@ -53,8 +53,10 @@ class GatewayApp:
             self._add_cors(request)
             # Every path answers OPTIONS (the CORS preflight), so a path that answers nothing
             # else does not exist.
-            if set(failure.value.valid_methods or ()) <= {"OPTIONS"}:
+            allowed = set(failure.value.valid_methods or ()) - {"OPTIONS"}
+            if not allowed:
                 return render_error(request, NotFound(f"No such resource: {request.path.decode()}"))
+            request.setHeader(b"Allow", ", ".join(sorted(allowed | {"OPTIONS"})).encode())
             return render_error(
                 request, MethodNotAllowed(f"{request.method.decode()} is not allowed here")
             )

@@ -74,6 +74,9 @@ def install(app: GatewayApp, registry: KernelRegistry, ws_factory: WebSocketServ
 
     async def channels(request: IRequest, kernel_id: str) -> Any:
         kernel = registry.get(kernel_id)
+        upgrade = request.getHeader(b"Upgrade") or b""
+        if upgrade.lower() != b"websocket":
+            raise BadRequest("This endpoint is a websocket: send an Upgrade: websocket request")
         origin = request.getHeader(b"Origin")
         host = request.getHeader(b"Host")
         if not auth.origin_allowed(

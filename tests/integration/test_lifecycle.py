@@ -109,3 +109,11 @@ def test_signal_closes_websockets_and_leaves_no_kernel(sig: int) -> None:
         assert gw.leftover_kernels() == []
     finally:
         gw.stop()
+
+
+def test_unknown_default_kernel_name_stops_startup() -> None:
+    result = run_twistd("--port", "0", env={"KG_DEFAULT_KERNEL_NAME": "cobol"})
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert "--default-kernel-name: no kernelspec named 'cobol'" in output
+    assert "Traceback" not in output

@@ -199,3 +199,20 @@ def test_force_kernel_name(extra_kernelspec: dict[str, str]) -> None:
         started = gw.request("POST", "api/kernels", json={"name": "python3"}).json()
         gw.remember_kernels()
         assert started["name"] == "other"
+
+
+def test_channels_without_upgrade_is_400(gateway: Gateway, kernel_id: str) -> None:
+    assert_error(gateway.request("GET", f"api/kernels/{kernel_id}/channels"), 400)
+
+
+def test_wrong_method_names_the_allowed_ones(gateway: Gateway) -> None:
+    response = gateway.request("PATCH", "api/kernels")
+    assert_error(response, 405)
+    assert response.headers["Allow"] == "GET, HEAD, OPTIONS, POST"
+
+
+def test_kernel_is_idle_once_started(gateway: Gateway) -> None:
+    response = gateway.request("POST", "api/kernels", json={})
+    gateway.remember_kernels()
+    assert response.json()["execution_state"] == "idle"
+    gateway.request("DELETE", f"api/kernels/{response.json()['id']}")
