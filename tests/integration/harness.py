@@ -31,8 +31,70 @@ MESSAGE_TIMEOUT = 60.0
 _READY = re.compile(r"kernelgateway listening on (\S+)")
 
 
-class Gateway:
+class LoggedProcess:
+    """A subprocess whose output (stdout and stderr) is read line by line on a thread."""
+
+    name = "process"
+
+    def spawn(self, command: list[str], env: dict[str, str]) -> None:
+        self.lines: list[str] = []
+        self._lines: queue.Queue[str | None] = queue.Queue()
+        self.proc = subprocess.Popen(
+            command,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env=env,
+            start_new_session=True,
+        )
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            self._lines.put(line)
+        self._lines.put(None)
+
+    def wait_for_line(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
+        """Wait for a log line matching ``pattern`` (lines already seen count)."""
+        deadline = time.monotonic() + timeout
+        for line in list(self.lines):
+            if match := pattern.search(line):
+                return match
+        while (remaining := deadline - time.monotonic()) > 0:
+            try:
+                line = self._lines.get(timeout=remaining)
+            except queue.Empty:
+                break
+            if line is None:
+                raise RuntimeError(f"{self.name} exited:\n" + self.log)
+            if match := pattern.search(line):
+                return match
+        raise TimeoutError(f"no log line matching {pattern.pattern!r}:\n" + self.log)
+
+    @property
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def terminate(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        """Send ``sig``, wait, kill if need be; return the exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout)
+        self._reader.join(timeout)
+        return self.proc.returncode
+
+
+class Gateway(LoggedProcess):
     """A kgw process listening on 127.0.0.1:<free port>."""
+
+    name = "kgw"
 
     def __init__(
         self,
@@ -59,18 +121,7 @@ class Gateway:
         ]
         if token:
             command += ["--auth-token", token]
-        self.lines: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self.proc = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=environ,
-            start_new_session=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self.spawn(command, environ)
         self._known_kernels: set[int] = set()
         try:
             self.url = self.wait_for_line(_READY, START_TIMEOUT).group(1)
@@ -78,34 +129,6 @@ class Gateway:
             self.stop()
             raise
         self.ws_url = "ws" + self.url[len("http") :]
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def wait_for_line(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
-        """Wait for a log line matching ``pattern`` (lines already seen count)."""
-        deadline = time.monotonic() + timeout
-        for line in list(self.lines):
-            if match := pattern.search(line):
-                return match
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                line = self._lines.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if line is None:
-                raise RuntimeError("kgw exited:\n" + "".join(self.lines))
-            if match := pattern.search(line):
-                return match
-        raise TimeoutError(f"no log line matching {pattern.pattern!r}:\n" + "".join(self.lines))
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
 
     # --- HTTP ------------------------------------------------------------------------------
 
@@ -153,20 +176,13 @@ class Gateway:
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
         """Stop kgw with ``sig``; kill whatever it leaves behind; return its exit status."""
         self.remember_kernels()
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
-        self._reader.join(timeout)
+        status = self.terminate(sig, timeout)
         for pid in self.leftover_kernels():
             try:
                 psutil.Process(pid).kill()
             except psutil.NoSuchProcess:
                 pass
-        return self.proc.returncode
+        return status
 
     def leftover_kernels(self) -> list[int]:
         alive = []

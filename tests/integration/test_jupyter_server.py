@@ -8,13 +8,9 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import re
 import secrets
-import subprocess
 import sys
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +27,7 @@ from tests.integration.harness import (
     START_TIMEOUT,
     Gateway,
     KernelSocket,
+    LoggedProcess,
     stream_text,
 )
 
@@ -46,8 +43,10 @@ _RUNNING_AT = re.compile(r"(http://127\.0\.0\.1:\d+/)\?token=")
 _LISTENING = re.compile(r"jupyter_server_terminals \| extension was successfully started")
 
 
-class JupyterServer:
+class JupyterServer(LoggedProcess):
     """A ``jupyter server`` on 127.0.0.1 whose kernels live on a gateway, reading no user config."""
+
+    name = "jupyter server"
 
     def __init__(self, gateway: Gateway, home: Path) -> None:
         self.token = secrets.token_hex(16)
@@ -83,49 +82,14 @@ class JupyterServer:
         ]
         if os.geteuid() == 0:  # jupyter_server refuses root, which CI containers often are
             command.append("--allow-root")
-        self.lines: list[str] = []
-        self._lines: queue.Queue[str | None] = queue.Queue()
-        self.proc = subprocess.Popen(
-            command,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-            start_new_session=True,
-        )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
+        self.spawn(command, env)
         try:
-            self.url = self._wait_for_line(_RUNNING_AT, START_TIMEOUT).group(1)
-            self._wait_for_line(_LISTENING, START_TIMEOUT)
+            self.url = self.wait_for_line(_RUNNING_AT, START_TIMEOUT).group(1)
+            self.wait_for_line(_LISTENING, START_TIMEOUT)
         except BaseException:
             self.stop()
             raise
         self.ws_url = "ws" + self.url[len("http") :]
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.append(line)
-            self._lines.put(line)
-        self._lines.put(None)
-
-    def _wait_for_line(self, pattern: re.Pattern[str], timeout: float) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                line = self._lines.get(timeout=remaining)
-            except queue.Empty:
-                break
-            if line is None:
-                raise RuntimeError("jupyter server exited:\n" + self.log)
-            if match := pattern.search(line):
-                return match
-        raise TimeoutError(f"no log line matching {pattern.pattern!r}:\n" + self.log)
-
-    @property
-    def log(self) -> str:
-        return "".join(self.lines)
 
     def headers(self) -> dict[str, str]:
         return {"Authorization": f"token {self.token}"}
@@ -148,14 +112,7 @@ class JupyterServer:
         return socket
 
     def stop(self, timeout: float = 60.0) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout)
-        self._reader.join(timeout)
+        self.terminate(timeout=timeout)
 
 
 @pytest.fixture
