@@ -108,10 +108,11 @@ class ChannelBridge:
         self._router: Router[Hashable] = Router()
         self._sockets: dict[str, _Socket] = {}
         self._session = uuid.uuid4().hex
-        self._waiters: list[tuple[str, Deferred[None]]] = []
+        self._requests: dict[str, _GatewayRequest] = {}
         self.execution_state = "starting"
         self.last_activity = _utcnow()
         self.connect(connection_info)
+        self._router.attach(self)
 
     # --- sockets ---------------------------------------------------------------------------
 
@@ -159,9 +160,10 @@ class ChannelBridge:
         for connection in self._router.connections:
             if connection is not self:
                 connection.close_for(code, reason)  # type: ignore[attr-defined]
-        for _, waiter in self._waiters:
-            waiter.errback(ConnectionError(reason))
-        self._waiters.clear()
+        for pending in list(self._requests.values()):
+            if not pending.done.called:
+                pending.done.errback(ConnectionError(reason))
+        self._requests.clear()
         self._close_sockets()
 
     # --- connections -----------------------------------------------------------------------
@@ -200,10 +202,13 @@ class ChannelBridge:
         self.last_activity = _utcnow()
         if channel == "iopub" and msg_type == "status":
             self._note_status(parts)
-            if self._waiters and self.execution_state == "idle":
-                self._nudge_answered(parts)
+            if self._requests and self.execution_state == "idle":
+                self._gateway_idle(parts)
         for connection in self._router.route(parts):
-            if connection is not self:
+            if connection is self:
+                if channel != "iopub":
+                    self._gateway_reply(parts)
+            else:
                 connection.deliver(parts)  # type: ignore[attr-defined]
 
     def _note_status(self, parts: wire.Parts) -> None:
@@ -214,54 +219,96 @@ class ChannelBridge:
         if isinstance(state, str):
             self.execution_state = state
 
-    # --- readiness -------------------------------------------------------------------------
+    # --- the gateway's own requests ---------------------------------------------------------
 
-    def request_kernel_info(self) -> str:
-        """Ask the kernel for kernel_info on behalf of the gateway; returns the msg_id."""
-        msg_id = uuid.uuid4().hex
+    def gateway_message(
+        self, msg_type: str, content: dict[str, Any], channel: str = "shell", parent: Any = None
+    ) -> wire.Parts:
+        """A message from the gateway itself (readiness checks, seed cells, status)."""
         header = {
-            "msg_id": msg_id,
-            "msg_type": "kernel_info_request",
+            "msg_id": uuid.uuid4().hex,
+            "msg_type": msg_type,
             "session": self._session,
             "username": "kgw",
             "date": _utcnow().isoformat(),
             "version": "5.3",
         }
-        self._router.attach(self)
-        self.send(self, wire.message_to_parts({"header": header, "channel": "shell"}))
-        return msg_id
+        return wire.message_to_parts(
+            {
+                "header": header,
+                "parent_header": parent or {},
+                "content": content,
+                "channel": channel,
+            }
+        )
 
-    def _nudge_answered(self, parts: wire.Parts) -> None:
-        """The idle status after a readiness request: shell and iopub both work."""
-        parent = parts.parent_msg_id()
-        for waiter in list(self._waiters):
-            if waiter[0] == parent:
-                self._waiters.remove(waiter)
-                waiter[1].callback(None)
+    def broadcast_status(self, execution_state: str) -> None:
+        """Tell every client the kernel's state, as jupyter_server does around restarts."""
+        self.execution_state = execution_state
+        parts = self.gateway_message("status", {"execution_state": execution_state}, "iopub")
+        for connection in self._router.connections:
+            if connection is not self:
+                connection.deliver(parts)  # type: ignore[attr-defined]
+
+    async def request(
+        self, msg_type: str, content: dict[str, Any], timeout: float
+    ) -> dict[str, Any]:
+        """Send a shell request for the gateway; return the reply's content.
+
+        The reply counts only once the kernel's idle status for the request has arrived too,
+        so the request's output has all been published when this returns.
+        """
+        parts = self.gateway_message(msg_type, content)
+        done: Deferred[dict[str, Any]] = Deferred()
+        self._requests[parts.msg_id] = _GatewayRequest(done)
+        done.addTimeout(timeout, self._clock)
+        try:
+            self.send(self, parts)
+            return await done
+        except defer.TimeoutError:
+            raise TimeoutError(f"kernel {self.kernel_id}: no {msg_type} reply") from None
+        finally:
+            self._requests.pop(parts.msg_id, None)
+
+    def _gateway_reply(self, parts: wire.Parts) -> None:
+        pending = self._requests.get(parts.parent_msg_id())
+        if pending is not None and parts.msg_type.endswith("_reply"):
+            pending.reply = json.loads(parts.content)
+            pending.settle()
+
+    def _gateway_idle(self, parts: wire.Parts) -> None:
+        pending = self._requests.get(parts.parent_msg_id())
+        if pending is not None:
+            pending.idle = True
+            pending.settle()
 
     async def wait_ready(self, timeout: float, interval: float = 1.0) -> None:
-        """Wait until a kernel_info request's idle status comes back on iopub.
+        """Wait until the kernel answers kernel_info and reports idle on iopub.
 
         A SUB socket misses what is published before it has joined, so the request is
         repeated until iopub carries the answer (jupyter_server calls this a nudge).
         """
         deadline = self._clock.seconds() + timeout
-        self._router.attach(self)
-        try:
-            while (remaining := deadline - self._clock.seconds()) > 0:
-                answered: Deferred[None] = Deferred()
-                waiter = (self.request_kernel_info(), answered)
-                self._waiters.append(waiter)
-                answered.addTimeout(min(interval, remaining), self._clock)
-                try:
-                    await answered
-                    return
-                except defer.TimeoutError:
-                    if waiter in self._waiters:
-                        self._waiters.remove(waiter)
-            raise TimeoutError(f"kernel {self.kernel_id} did not answer within {timeout:.0f}s")
-        finally:
-            self._router.detach(self)
+        while (remaining := deadline - self._clock.seconds()) > 0:
+            try:
+                await self.request("kernel_info_request", {}, min(interval, remaining))
+                return
+            except TimeoutError:
+                continue
+        raise TimeoutError(f"kernel {self.kernel_id} did not answer within {timeout:.0f}s")
+
+
+class _GatewayRequest:
+    """A request of the gateway's own: done once both its reply and its idle status came."""
+
+    def __init__(self, done: Deferred[dict[str, Any]]) -> None:
+        self.done = done
+        self.reply: dict[str, Any] | None = None
+        self.idle = False
+
+    def settle(self) -> None:
+        if self.reply is not None and self.idle and not self.done.called:
+            self.done.callback(self.reply)
 
 
 def _address(info: Mapping[str, Any], port_name: str) -> str:
