@@ -45,6 +45,16 @@ def _bool(value: str) -> bool:
     raise ConfigError(f"expected true or false, got {value!r}")
 
 
+def _pool(value: str) -> tuple[tuple[str, int], ...]:
+    sizes = []
+    for item in _names(value):
+        name, eq, count = item.partition("=")
+        if not eq or not name.strip():
+            raise ConfigError(f"expected name=count pairs, got {item!r}")
+        sizes.append((name.strip(), _int(0)(count.strip())))
+    return tuple(sizes)
+
+
 def _names(value: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in value.split(",") if name.strip())
 
@@ -126,6 +136,71 @@ SETTINGS: tuple[Setting, ...] = (
         "Client env variables, besides KERNEL_*, passed to kernels (comma list).",
     ),
     Setting(
+        "prespawn-count",
+        "KG_PRESPAWN_COUNT",
+        "0",
+        _int(0),
+        "Ready kernels of the default kernelspec kept warm in the pool.",
+    ),
+    Setting(
+        "pool",
+        None,
+        "",
+        _pool,
+        "Ready kernels per kernelspec, e.g. python3=4,ir=1 (adds to --prespawn-count).",
+    ),
+    Setting(
+        "seed-uri",
+        "KG_SEED_URI",
+        "",
+        _text,
+        "Notebook (path or file: URL) whose code cells run in every new kernel.",
+    ),
+    Setting(
+        "restart-limit",
+        None,
+        "5",
+        _int(0),
+        "Automatic restarts within --restart-window before a dying kernel is declared dead.",
+    ),
+    Setting(
+        "restart-window",
+        None,
+        "60",
+        _int(1),
+        "Seconds over which --restart-limit counts restarts.",
+    ),
+    Setting(
+        "cull-idle-timeout",
+        None,
+        "0",
+        _int(0),
+        "Shut down kernels idle this many seconds (0: never), as jupyter_server does.",
+    ),
+    Setting(
+        "cull-interval",
+        None,
+        "300",
+        _int(1),
+        "Seconds between checks for idle kernels.",
+    ),
+    Setting(
+        "cull-connected",
+        None,
+        "false",
+        _bool,
+        "Also cull idle kernels that have websocket connections.",
+        flag=True,
+    ),
+    Setting(
+        "cull-busy",
+        None,
+        "false",
+        _bool,
+        "Also cull kernels that are busy (by last activity only).",
+        flag=True,
+    ),
+    Setting(
         "max-ws-buffer",
         None,
         str(64 * MiB),
@@ -174,6 +249,15 @@ class GatewayConfig:
     env_process_whitelist: tuple[str, ...] = ()
     env_whitelist: tuple[str, ...] = ()
     max_ws_buffer: int = 64 * MiB
+    prespawn_count: int = 0
+    pool: tuple[tuple[str, int], ...] = ()
+    seed_uri: str = ""
+    restart_limit: int = 5
+    restart_window: int = 60
+    cull_idle_timeout: int = 0
+    cull_interval: int = 300
+    cull_connected: bool = False
+    cull_busy: bool = False
 
 
 def normalize_base_url(base_url: str) -> str:
@@ -222,6 +306,15 @@ def load(
         env_process_whitelist=values["env-process-whitelist"],
         env_whitelist=values["env-whitelist"],
         max_ws_buffer=values["max-ws-buffer"],
+        prespawn_count=values["prespawn-count"],
+        pool=values["pool"],
+        seed_uri=values["seed-uri"],
+        restart_limit=values["restart-limit"],
+        restart_window=values["restart-window"],
+        cull_idle_timeout=values["cull-idle-timeout"],
+        cull_interval=values["cull-interval"],
+        cull_connected=values["cull-connected"],
+        cull_busy=values["cull-busy"],
     )
     return config
 

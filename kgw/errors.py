@@ -39,6 +39,11 @@ class MethodNotAllowed(GatewayError):
     reason = "Method Not Allowed"
 
 
+class Conflict(GatewayError):
+    status = 409
+    reason = "Conflict"
+
+
 class NoSuchKernel(NotFound):
     def __init__(self, kernel_id: str) -> None:
         super().__init__(f"Kernel does not exist: {kernel_id}")

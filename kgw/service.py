@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +20,7 @@ from txzmq import ZmqFactory
 from kgw.channels.protocol import make_factory
 from kgw.config import GatewayConfig
 from kgw.kernels.registry import KernelRegistry
+from kgw.kernels.supervisor import KernelSupervisor
 from kgw.web import api, kernels
 from kgw.web.app import GatewayApp
 from kgw.web.auth import redact_token
@@ -68,14 +70,42 @@ class _TimedRequest(Request):
 
 
 class KernelService(Service):
-    """Owns the kernel registry; stopping it closes websockets and shuts every kernel down."""
+    """Owns the kernels: fills the pool and supervises at start; at stop closes websockets
+    and shuts every kernel down. A pool or seed that fails at startup stops the gateway."""
 
-    def __init__(self, registry: KernelRegistry, zmq_factory: ZmqFactory) -> None:
+    def __init__(
+        self,
+        registry: KernelRegistry,
+        supervisor: KernelSupervisor,
+        zmq_factory: ZmqFactory,
+        reactor: Any,
+    ) -> None:
         self.registry = registry
+        self._supervisor = supervisor
         self._zmq = zmq_factory
+        self._reactor = reactor
+
+    def startService(self) -> None:
+        super().startService()
+        self._supervisor.start()
+        Deferred.fromCoroutine(self._check()).addErrback(self._fatal)
+
+    async def _check(self) -> None:
+        await self.registry.startup_check()
+        if self.registry.pool.sizes:
+            log.info("pool: {count} kernels ready", count=len(self.registry.pool.ready()))
+
+    def _fatal(self, failure: Failure) -> None:
+        error = failure.value
+        message = getattr(error, "message", None) or str(error)
+        log.critical("kernelgateway: cannot start: {error}", error=message)
+        # twistd has no exit status of its own to give: leave with 1 once all is shut down.
+        self._reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
+        self._reactor.stop()
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
+        self._supervisor.stop()
         log.info("shutting down {count} kernels", count=len(self.registry.list()))
 
         async def stop() -> None:
@@ -136,6 +166,7 @@ def build_gateway(
     zmq_factory.reactor = reactor
     registry = KernelRegistry(config, reactor, zmq_factory, environ)  # type: ignore[arg-type]
     registry.check_kernel_names()
+    supervisor = KernelSupervisor(registry, reactor, config)  # type: ignore[arg-type]
     app = GatewayApp(config)
     api.install(app, registry)
     kernels.install(app, registry, make_factory())
@@ -143,7 +174,7 @@ def build_gateway(
     site.requestFactory = _TimedRequest
 
     gateway = MultiService()
-    KernelService(registry, zmq_factory).setServiceParent(gateway)
+    KernelService(registry, supervisor, zmq_factory, reactor).setServiceParent(gateway)
     for description in config.listen:
         ListenService(reactor, description, site, config.base_url).setServiceParent(gateway)
     return gateway

@@ -150,6 +150,10 @@ class ChannelBridge:
             self._sockets[channel] = sock
         self._router.clear_requests()
 
+    def disconnect(self) -> None:
+        """Close the kernel's sockets (it died); clients stay connected."""
+        self._close_sockets()
+
     def _close_sockets(self) -> None:
         for sock in self._sockets.values():
             sock.shutdown()
@@ -180,6 +184,8 @@ class ChannelBridge:
 
     def send(self, connection: Hashable, parts: wire.Parts) -> None:
         """Send a client's message to the kernel on the channel it names."""
+        if not self._sockets:
+            raise wire.FrameError("the kernel is not running")
         sock = self._sockets.get(parts.channel)
         if sock is None or parts.channel == "iopub":
             raise wire.FrameError(f"unknown channel {parts.channel!r}")

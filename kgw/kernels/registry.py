@@ -23,11 +23,14 @@ from kgw.config import GatewayConfig
 from kgw.errors import (
     BadRequest,
     ConfigError,
+    Conflict,
     KernelLimitReached,
     KernelStartFailed,
     NoSuchKernel,
     NoSuchKernelSpec,
 )
+from kgw.kernels.pool import KernelPool
+from kgw.kernels.seed import load_seed, run_seed
 
 log = Logger()
 
@@ -44,6 +47,10 @@ class Kernel:
     name: str
     manager: AsyncKernelManager
     bridge: ChannelBridge
+    started: float = 0.0  # reactor time the process was launched
+    restarts: list[float] = attrs.Factory(list)  # reactor times of automatic restarts
+    dead: bool = False
+    busy_with: str = ""  # "restarting" or "shutting down" while the registry works on it
 
     def model(self) -> dict[str, Any]:
         """The kernel model of jupyter_server's REST API."""
@@ -74,6 +81,12 @@ class KernelRegistry:
         self.kernel_spec_manager = kernel_spec_manager or KernelSpecManager()
         self._kernels: dict[str, Kernel] = {}
         self._starting = 0
+        self.seed_cells: tuple[str, ...] = load_seed(config.seed_uri) if config.seed_uri else ()
+        sizes = dict(config.pool)
+        if config.prespawn_count:
+            default = self.default_kernel_name
+            sizes[default] = sizes.get(default, 0) + config.prespawn_count
+        self.pool = KernelPool(sizes, self._launch_for_pool, self._has_room, clock)
 
     # --- kernelspecs -----------------------------------------------------------------------
 
@@ -137,46 +150,83 @@ class KernelRegistry:
         env.pop("KG_AUTH_TOKEN", None)
         return env
 
-    async def start(self, name: str | None, client_env: Mapping[str, str] | None) -> Kernel:
-        """Start a kernel and wait until it answers; raise a domain error if it cannot."""
-        name = self._config.force_kernel_name or name or self.default_kernel_name
-        self.kernel_spec(name)
+    def _in_use(self) -> int:
+        return len(self._kernels) + self._starting + len(self.pool)
+
+    def _has_room(self) -> bool:
         limit = self._config.max_kernels
-        if limit and len(self._kernels) + self._starting >= limit:
-            raise KernelLimitReached(limit)
-        if client_env is not None:
-            for key, value in client_env.items():
-                if not isinstance(value, str):
-                    raise BadRequest(f"env value of {key!r} must be a string")
+        return not limit or self._in_use() < limit
+
+    async def _make_room(self) -> None:
+        """Give up a pooled kernel if a client's kernel would not fit otherwise."""
+        if self._has_room():
+            return
+        victim = self.pool.pick_victim()
+        if victim is None:
+            raise KernelLimitReached(self._config.max_kernels)
+        log.info("pool: kernel {kernel_id} shut down to make room", kernel_id=victim.id)
+        await self._stop_process(victim, now=True)
+
+    async def launch(self, name: str, env: dict[str, str]) -> Kernel:
+        """Start a kernel process, wait until it answers, run the seed; the kernel is ready.
+
+        The kernel is not registered: the caller hands it to a client or keeps it pooled.
+        """
         kernel_id = str(uuid.uuid4())
         manager = AsyncKernelManager(kernel_name=name, kernel_spec_manager=self.kernel_spec_manager)
-        self._starting += 1
         try:
-            await as_deferred(
-                manager.start_kernel(env=self.kernel_env(client_env), kernel_id=kernel_id)
-            )
+            await as_deferred(manager.start_kernel(env=env, kernel_id=kernel_id))
         except Exception as e:
             log.failure(
                 "kernel {kernel_id} ({name}) failed to start", kernel_id=kernel_id, name=name
             )
             raise KernelStartFailed(f"Kernel {name} failed to start: {e}") from None
-        finally:
-            self._starting -= 1
         bridge = ChannelBridge(kernel_id, manager.get_connection_info(), self._zmq, self._clock)
-        kernel = Kernel(kernel_id, name, manager, bridge)
-        self._kernels[kernel_id] = kernel
+        kernel = Kernel(kernel_id, name, manager, bridge, started=self._clock.seconds())
         try:
-            await bridge.wait_ready(READY_TIMEOUT)
-        except Exception as e:
+            await self._make_ready(kernel)
+        except KernelStartFailed as e:
             log.error(
-                "kernel {kernel_id} ({name}) did not become ready: {error}",
+                "kernel {kernel_id} ({name}) not started: {error}",
                 kernel_id=kernel_id,
                 name=name,
-                error=str(e),
+                error=e.message,
             )
-            await self.shutdown(kernel_id, now=True)
-            raise KernelStartFailed(f"Kernel {name} did not become ready: {e}") from None
-        log.info("kernel {kernel_id} ({name}) started", kernel_id=kernel_id, name=name)
+            await self._stop_process(kernel, now=True)
+            raise
+        return kernel
+
+    async def _make_ready(self, kernel: Kernel) -> None:
+        try:
+            await kernel.bridge.wait_ready(READY_TIMEOUT)
+        except (TimeoutError, ConnectionError) as e:
+            raise KernelStartFailed(f"Kernel {kernel.name} did not become ready: {e}") from None
+        await run_seed(kernel.bridge, self.seed_cells)
+
+    async def _launch_for_pool(self, name: str) -> Kernel:
+        return await self.launch(name, self.kernel_env(None))
+
+    async def start(self, name: str | None, client_env: Mapping[str, str] | None) -> Kernel:
+        """A ready kernel for a client: from the pool when one fits, else a new one."""
+        name = self._config.force_kernel_name or name or self.default_kernel_name
+        self.kernel_spec(name)
+        if client_env is not None:
+            for key, value in client_env.items():
+                if not isinstance(value, str):
+                    raise BadRequest(f"env value of {key!r} must be a string")
+        # A pooled kernel inherited the gateway's environment: it suits requests without env.
+        kernel = self.pool.take(name) if client_env is None else None
+        if kernel is not None:
+            log.info("kernel {kernel_id} ({name}) handed out", kernel_id=kernel.id, name=name)
+        else:
+            await self._make_room()
+            self._starting += 1
+            try:
+                kernel = await self.launch(name, self.kernel_env(client_env))
+            finally:
+                self._starting -= 1
+            log.info("kernel {kernel_id} ({name}) started", kernel_id=kernel.id, name=name)
+        self._kernels[kernel.id] = kernel
         return kernel
 
     async def interrupt(self, kernel_id: str) -> None:
@@ -185,34 +235,119 @@ class KernelRegistry:
         log.info("kernel {kernel_id} interrupted", kernel_id=kernel_id)
 
     async def restart(self, kernel_id: str) -> Kernel:
+        """Restart on a client's request (the seed runs again)."""
         kernel = self.get(kernel_id)
-        kernel.bridge.execution_state = "restarting"
-        try:
-            await as_deferred(kernel.manager.restart_kernel(now=False))
-        except Exception as e:
-            log.failure("kernel {kernel_id} failed to restart", kernel_id=kernel_id)
-            raise KernelStartFailed(f"Kernel {kernel_id} failed to restart: {e}") from None
-        kernel.bridge.connect(kernel.manager.get_connection_info())
-        try:
-            await kernel.bridge.wait_ready(READY_TIMEOUT)
-        except Exception as e:
-            raise KernelStartFailed(f"Kernel {kernel_id} did not come back: {e}") from None
+        if kernel.busy_with:
+            raise Conflict(f"Kernel {kernel_id} is {kernel.busy_with}")
+        await self._restart(kernel, now=False)
         log.info("kernel {kernel_id} restarted", kernel_id=kernel_id)
         return kernel
 
-    async def shutdown(self, kernel_id: str, now: bool = False) -> None:
+    async def _restart(self, kernel: Kernel, now: bool) -> None:
+        kernel.busy_with = "restarting"
+        kernel.bridge.execution_state = "restarting"
+        try:
+            if kernel.dead:
+                await as_deferred(
+                    kernel.manager.start_kernel(**(kernel.manager._launch_args or {}))
+                )
+            else:
+                await as_deferred(kernel.manager.restart_kernel(now=now))
+            kernel.dead = False
+            kernel.started = self._clock.seconds()
+            kernel.bridge.connect(kernel.manager.get_connection_info())
+            kernel.bridge.broadcast_status("starting")
+            await self._make_ready(kernel)
+        except Exception as e:
+            if not isinstance(e, KernelStartFailed):
+                log.failure("kernel {kernel_id} failed to restart", kernel_id=kernel.id)
+            raise KernelStartFailed(f"Kernel {kernel.id} failed to restart: {e}") from None
+        finally:
+            kernel.busy_with = ""
+
+    async def revive(self, kernel: Kernel) -> None:
+        """A kernel died on its own: restart it in place, or declare it dead if it keeps dying."""
+        now = self._clock.seconds()
+        window = self._config.restart_window
+        kernel.restarts = [t for t in kernel.restarts if now - t < window]
+        if len(kernel.restarts) >= self._config.restart_limit:
+            await self._declare_dead(kernel, f"{len(kernel.restarts)} restarts in {window}s")
+            return
+        kernel.restarts.append(now)
+        log.warn(
+            "kernel {kernel_id} ({name}) died; restarting it (restart {count} in {window}s)",
+            kernel_id=kernel.id,
+            name=kernel.name,
+            count=len(kernel.restarts),
+            window=window,
+        )
+        kernel.bridge.broadcast_status("restarting")
+        try:
+            await self._restart(kernel, now=True)
+        except KernelStartFailed as e:
+            await self._declare_dead(kernel, e.message)
+            return
+        log.info("kernel {kernel_id} restarted after dying", kernel_id=kernel.id)
+
+    async def _declare_dead(self, kernel: Kernel, reason: str) -> None:
+        log.error(
+            "kernel {kernel_id} ({name}) is dead: {reason}",
+            kernel_id=kernel.id,
+            name=kernel.name,
+            reason=reason,
+        )
+        kernel.dead = True
+        kernel.bridge.broadcast_status("dead")
+        kernel.bridge.disconnect()
+        kernel.busy_with = "shutting down"
+        try:
+            await as_deferred(kernel.manager.shutdown_kernel(now=True))
+        except Exception:
+            log.failure("kernel {kernel_id}: cleanup after death failed", kernel_id=kernel.id)
+        finally:
+            kernel.busy_with = ""
+
+    async def shutdown(self, kernel_id: str, now: bool = False, reason: str = "requested") -> None:
         kernel = self._kernels.pop(kernel_id, None)
         if kernel is None:
             raise NoSuchKernel(kernel_id)
+        await self._stop_process(kernel, now)
+        log.info("kernel {kernel_id} shut down ({reason})", kernel_id=kernel_id, reason=reason)
+        self.pool.refill()
+
+    async def _stop_process(self, kernel: Kernel, now: bool) -> None:
+        kernel.busy_with = "shutting down"
         kernel.bridge.close(1001, "kernel shut down")
+        if kernel.dead:
+            return
         try:
             await as_deferred(kernel.manager.shutdown_kernel(now=now))
         except Exception:
-            log.failure("kernel {kernel_id} did not shut down cleanly", kernel_id=kernel_id)
-        log.info("kernel {kernel_id} shut down", kernel_id=kernel_id)
+            log.failure("kernel {kernel_id} did not shut down cleanly", kernel_id=kernel.id)
+
+    async def retire(self, kernel: Kernel) -> None:
+        """Stop a kernel that is no longer pooled, and let the pool replace it."""
+        await self._stop_process(kernel, now=True)
+        self.pool.refill()
+
+    async def startup_check(self) -> None:
+        """Fill the pool; without one, start a kernel to try the seed. Raise on failure."""
+        self.pool.refill()
+        failures = await self.pool.first_fill()
+        if failures:
+            raise failures[0]
+        if self.seed_cells and not self.pool.sizes:
+            kernel = await self.launch(self.default_kernel_name, self.kernel_env(None))
+            await self._stop_process(kernel, now=True)
+
+    async def is_alive(self, kernel: Kernel) -> bool:
+        alive: bool = await as_deferred(kernel.manager.is_alive())
+        return alive
 
     async def shutdown_all(self) -> None:
-        """Shut every kernel down at once (politely, then by force)."""
+        """Shut every kernel down at once, pooled ones too (politely, then by force)."""
+        pooled = await self.pool.stop()
         await defer.gatherResults(
             [Deferred.fromCoroutine(self.shutdown(kernel_id)) for kernel_id in list(self._kernels)]
+            + [Deferred.fromCoroutine(self._stop_process(kernel, now=False)) for kernel in pooled]
         )

@@ -96,6 +96,15 @@ SETTING_CASES: dict[str, tuple[str, Getter, Any]] = {
     "env-whitelist": ("MY_VAR,OTHER", lambda c: c.env_whitelist, ("MY_VAR", "OTHER")),
     "max-ws-buffer": ("1048576", lambda c: c.max_ws_buffer, 1048576),
     "allow-unauthenticated": ("", lambda c: c.allow_unauthenticated, True),
+    "prespawn-count": ("3", lambda c: c.prespawn_count, 3),
+    "pool": ("python3=4, ir=1", lambda c: c.pool, (("python3", 4), ("ir", 1))),
+    "seed-uri": ("/srv/seed.ipynb", lambda c: c.seed_uri, "/srv/seed.ipynb"),
+    "restart-limit": ("2", lambda c: c.restart_limit, 2),
+    "restart-window": ("30", lambda c: c.restart_window, 30),
+    "cull-idle-timeout": ("600", lambda c: c.cull_idle_timeout, 600),
+    "cull-interval": ("10", lambda c: c.cull_interval, 10),
+    "cull-connected": ("", lambda c: c.cull_connected, True),
+    "cull-busy": ("", lambda c: c.cull_busy, True),
 }
 SETTINGS_BY_NAME = {setting.name: setting for setting in config.SETTINGS}
 ENV_SETTINGS = [setting.name for setting in config.SETTINGS if setting.env is not None]

@@ -1,0 +1,67 @@
+"""The seed notebook: code cells that run in every new kernel before a client gets it."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import unquote, urlsplit
+
+from kgw.channels.bridge import ChannelBridge
+from kgw.errors import ConfigError, KernelStartFailed
+
+# How long one seed cell may run.
+SEED_CELL_TIMEOUT = 300.0
+
+
+class SeedFailed(KernelStartFailed):
+    """A seed cell raised, or did not finish: the kernel must not be handed out."""
+
+
+def load_seed(uri: str) -> tuple[str, ...]:
+    """The code cells of a seed notebook (a local path or a file: URL); ConfigError if unusable."""
+    parsed = urlsplit(uri)
+    if parsed.scheme not in ("", "file"):
+        raise ConfigError(f"--seed-uri {uri!r}: only local paths and file: URLs are supported")
+    path = unquote(parsed.path) if parsed.scheme == "file" else uri
+    try:
+        with open(path, encoding="utf-8") as f:
+            notebook = json.load(f)
+    except OSError as e:
+        raise ConfigError(f"--seed-uri {uri!r}: cannot read it: {e.strerror}") from None
+    except ValueError as e:
+        raise ConfigError(f"--seed-uri {uri!r}: not a notebook (invalid JSON: {e})") from None
+    cells = notebook.get("cells") if isinstance(notebook, dict) else None
+    if not isinstance(cells, list):
+        raise ConfigError(f"--seed-uri {uri!r}: not a notebook (no cells)")
+    code = []
+    for cell in cells:
+        if isinstance(cell, dict) and cell.get("cell_type") == "code":
+            source = cell.get("source", "")
+            text = "".join(source) if isinstance(source, list) else str(source)
+            code.append(text)
+    return tuple(code)
+
+
+async def run_seed(bridge: ChannelBridge, cells: tuple[str, ...]) -> None:
+    """Run each seed cell in order; raise SeedFailed naming the first cell that fails."""
+    for number, code in enumerate(cells, start=1):
+        if not code.strip():
+            continue
+        content = {
+            "code": code,
+            "silent": False,
+            "store_history": False,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        }
+        try:
+            reply = await bridge.request("execute_request", content, SEED_CELL_TIMEOUT)
+        except TimeoutError:
+            raise SeedFailed(
+                f"seed cell {number} did not finish within {SEED_CELL_TIMEOUT:.0f}s"
+            ) from None
+        if reply.get("status") != "ok":
+            raise SeedFailed(
+                f"seed cell {number} failed: {reply.get('ename', 'error')}: "
+                f"{reply.get('evalue', '')}"
+            )
