@@ -51,11 +51,10 @@ class KernelPool:
         return [kernel for kernels in self._ready.values() for kernel in kernels]
 
     def take(self, name: str) -> Kernel | None:
-        """A ready kernel of kernelspec ``name``, or None; a replacement starts at once."""
+        """A ready kernel of kernelspec ``name``, or None. The caller registers it, then calls
+        refill() to start a replacement (so the replacement counts it toward the limit)."""
         kernels = self._ready.get(name)
-        kernel = kernels.pop(0) if kernels else None
-        self.refill()
-        return kernel
+        return kernels.pop(0) if kernels else None
 
     def discard(self, kernel: Kernel) -> bool:
         """Forget a pooled kernel (it died or was evicted); True if it was pooled."""

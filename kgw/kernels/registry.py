@@ -47,6 +47,7 @@ class Kernel:
     name: str
     manager: AsyncKernelManager
     bridge: ChannelBridge
+    env: dict[str, str] = attrs.Factory(dict)  # the environment it was launched with
     started: float = 0.0  # reactor time the process was launched
     restarts: list[float] = attrs.Factory(list)  # reactor times of automatic restarts
     dead: bool = False
@@ -173,16 +174,9 @@ class KernelRegistry:
         The kernel is not registered: the caller hands it to a client or keeps it pooled.
         """
         kernel_id = str(uuid.uuid4())
-        manager = AsyncKernelManager(kernel_name=name, kernel_spec_manager=self.kernel_spec_manager)
-        try:
-            await as_deferred(manager.start_kernel(env=env, kernel_id=kernel_id))
-        except Exception as e:
-            log.failure(
-                "kernel {kernel_id} ({name}) failed to start", kernel_id=kernel_id, name=name
-            )
-            raise KernelStartFailed(f"Kernel {name} failed to start: {e}") from None
+        manager = await self._start_process(kernel_id, name, env)
         bridge = ChannelBridge(kernel_id, manager.get_connection_info(), self._zmq, self._clock)
-        kernel = Kernel(kernel_id, name, manager, bridge, started=self._clock.seconds())
+        kernel = Kernel(kernel_id, name, manager, bridge, env, started=self._clock.seconds())
         try:
             await self._make_ready(kernel)
         except KernelStartFailed as e:
@@ -195,6 +189,19 @@ class KernelRegistry:
             await self._stop_process(kernel, now=True)
             raise
         return kernel
+
+    async def _start_process(
+        self, kernel_id: str, name: str, env: dict[str, str]
+    ) -> AsyncKernelManager:
+        manager = AsyncKernelManager(kernel_name=name, kernel_spec_manager=self.kernel_spec_manager)
+        try:
+            await as_deferred(manager.start_kernel(env=env, kernel_id=kernel_id))
+        except Exception as e:
+            log.failure(
+                "kernel {kernel_id} ({name}) failed to start", kernel_id=kernel_id, name=name
+            )
+            raise KernelStartFailed(f"Kernel {name} failed to start: {e}") from None
+        return manager
 
     async def _make_ready(self, kernel: Kernel) -> None:
         try:
@@ -227,6 +234,7 @@ class KernelRegistry:
                 self._starting -= 1
             log.info("kernel {kernel_id} ({name}) started", kernel_id=kernel.id, name=name)
         self._kernels[kernel.id] = kernel
+        self.pool.refill()
         return kernel
 
     async def interrupt(self, kernel_id: str) -> None:
@@ -248,9 +256,8 @@ class KernelRegistry:
         kernel.bridge.execution_state = "restarting"
         try:
             if kernel.dead:
-                await as_deferred(
-                    kernel.manager.start_kernel(**(kernel.manager._launch_args or {}))
-                )
+                # A dead kernel's manager has let go of everything: start afresh, same id.
+                kernel.manager = await self._start_process(kernel.id, kernel.name, kernel.env)
             else:
                 await as_deferred(kernel.manager.restart_kernel(now=now))
             kernel.dead = False
@@ -296,15 +303,16 @@ class KernelRegistry:
             name=kernel.name,
             reason=reason,
         )
-        kernel.dead = True
-        kernel.bridge.broadcast_status("dead")
-        kernel.bridge.disconnect()
         kernel.busy_with = "shutting down"
         try:
             await as_deferred(kernel.manager.shutdown_kernel(now=True))
         except Exception:
             log.failure("kernel {kernel_id}: cleanup after death failed", kernel_id=kernel.id)
         finally:
+            # Dead only once nothing of it runs: a restart request may then bring it back.
+            kernel.dead = True
+            kernel.bridge.broadcast_status("dead")
+            kernel.bridge.disconnect()
             kernel.busy_with = ""
 
     async def shutdown(self, kernel_id: str, now: bool = False, reason: str = "requested") -> None:

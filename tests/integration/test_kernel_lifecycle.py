@@ -1,0 +1,233 @@
+"""Warm pool, seed notebook, supervision and culling, with real kernels."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import psutil
+
+from tests.integration.harness import Gateway, KernelSocket, stream_text
+
+POOL_READY = re.compile(r"pool: (\d+) kernels ready")
+
+
+def write_notebook(path: Path, *cells: str) -> Path:
+    notebook = {
+        "cells": [
+            {"cell_type": "markdown", "metadata": {}, "source": ["# seed"]},
+            *(
+                {
+                    "cell_type": "code",
+                    "metadata": {},
+                    "source": source,
+                    "outputs": [],
+                    "execution_count": None,
+                }
+                for source in cells
+            ),
+        ],
+        "metadata": {},
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path.write_text(json.dumps(notebook))
+    return path
+
+
+def kernel_pid(ks: KernelSocket) -> int:
+    _, iopub = ks.execute("import os; print(os.getpid())")
+    return int(stream_text(iopub))
+
+
+def assert_gone(pid: int) -> None:
+    try:
+        psutil.Process(pid).wait(30)
+    except psutil.NoSuchProcess:
+        pass
+    except psutil.TimeoutExpired:
+        raise AssertionError(f"kernel process {pid} is still running") from None
+
+
+def statuses_until(ks: KernelSocket, final: set[str]) -> list[str]:
+    """Status messages from the first 'restarting' on, until one of ``final``."""
+    seen: list[str] = []
+    for message in ks.messages():
+        if message["msg_type"] != "status":
+            continue
+        state = message["content"]["execution_state"]
+        if state in ("restarting", "dead") or seen:
+            seen.append(state)
+            if state in final:
+                return seen
+    raise AssertionError("unreachable")
+
+
+def test_warm_pool_hands_out_a_kernel_started_before_the_request(tmp_path: Path) -> None:
+    seed = write_notebook(tmp_path / "seed.ipynb", "import math\nanswer = 6 * 7", "seeded = True")
+    with Gateway("--list-kernels", "--prespawn-count", "2", "--seed-uri", str(seed)) as gw:
+        assert gw.wait_for_line(POOL_READY, 120).group(1) == "2"
+        pooled = {p.pid: p.create_time() for p in gw.kernel_processes()}
+        # Pooled kernels are not listed until handed out.
+        assert gw.request("GET", "api/kernels").json() == []
+        kernel_id = gw.start_kernel()
+        with gw.connect(kernel_id) as ks:
+            pid = kernel_pid(ks)
+            assert pid in pooled, "the kernel was started for this request, not taken from the pool"
+            _, iopub = ks.execute("print(answer, seeded, math.pi > 3)")
+            assert stream_text(iopub) == "42 True True\n"
+        assert [k["id"] for k in gw.request("GET", "api/kernels").json()] == [kernel_id]
+        # A replacement is started at once.
+        gw.wait_for_line(re.compile(r"pool: kernel \S+ \(python3\) ready"), 60)
+        # A request with env is not served from the pool: it gets its own kernel.
+        own = gw.start_kernel(env={"KERNEL_USERNAME": "ada"})
+        with gw.connect(own) as ks:
+            assert kernel_pid(ks) not in pooled
+            _, iopub = ks.execute("print('answer' in dir())")
+            assert stream_text(iopub) == "True\n", "the seed runs in every new kernel"
+
+
+def test_pool_counts_toward_the_limit_and_gives_way_to_clients(tmp_path: Path) -> None:
+    with Gateway("--list-kernels", "--max-kernels", "2", "--prespawn-count", "2") as gw:
+        gw.wait_for_line(POOL_READY, 120)
+        first = gw.start_kernel()
+        second = gw.start_kernel(env={})  # not from the pool: a pooled kernel gives way
+        ids = {k["id"] for k in gw.request("GET", "api/kernels").json()}
+        assert ids == {first, second}
+        refused = gw.request("POST", "api/kernels", json={})
+        assert refused.status_code == 403
+        gw.remember_kernels()
+        # Never more kernel processes than the limit.
+        assert len(gw.kernel_processes()) <= 2
+
+
+def test_failing_seed_stops_startup_naming_the_cell(tmp_path: Path) -> None:
+    seed = write_notebook(tmp_path / "bad.ipynb", "x = 1", "raise ValueError('no data')")
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("KG_")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
+            "--nodaemon",
+            "--pidfile=",
+            "kernelgateway",
+            "--port",
+            "0",
+            "--seed-uri",
+            seed.as_uri(),
+        ],
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "seed cell 2 failed: ValueError: no data" in output
+    assert "all kernels shut down" in output
+
+
+def test_unreadable_seed_stops_startup_in_one_line(tmp_path: Path) -> None:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("KG_")}
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
+            "--nodaemon",
+            "--pidfile=",
+            "kernelgateway",
+            "--port",
+            "0",
+        ],
+        env={**environ, "KG_SEED_URI": str(tmp_path / "missing.ipynb")},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 1
+    assert "--seed-uri" in result.stderr and "cannot read it" in result.stderr
+
+
+def test_killed_kernel_is_restarted_in_place_and_keeps_its_websocket(tmp_path: Path) -> None:
+    seed = write_notebook(tmp_path / "seed.ipynb", "seeded = 'yes'")
+    with Gateway("--list-kernels", "--seed-uri", str(seed)) as gw:
+        kernel_id = gw.start_kernel()
+        with gw.connect(kernel_id) as ks:
+            old_pid = kernel_pid(ks)
+            os.kill(old_pid, signal.SIGKILL)
+            seen = statuses_until(ks, {"idle", "dead"})
+            assert seen[0] == "restarting"
+            assert "starting" in seen
+            assert seen[-1] == "idle"
+            new_pid = kernel_pid(ks)
+            assert new_pid != old_pid
+            _, iopub = ks.execute("print(seeded)")
+            assert stream_text(iopub) == "yes\n", "the seed runs again after a restart"
+        model = gw.request("GET", f"api/kernels/{kernel_id}").json()
+        assert model["execution_state"] == "idle"
+        gw.remember_kernels()
+
+
+def test_crash_loop_ends_in_dead(tmp_path: Path) -> None:
+    with Gateway("--list-kernels", "--restart-limit", "2", "--restart-window", "120") as gw:
+        kernel_id = gw.start_kernel()
+        with gw.connect(kernel_id) as ks:
+            seen: list[str] = []
+            for _ in range(3):
+                gw.remember_kernels()
+                if seen and seen[-1] == "dead":
+                    break
+                ks.send_execute("import os; os._exit(1)")
+                seen += statuses_until(ks, {"idle", "dead"})
+            assert seen.count("restarting") == 2
+            assert seen[-1] == "dead"
+            model = gw.request("GET", f"api/kernels/{kernel_id}").json()
+            assert model["execution_state"] == "dead"
+            assert gw.leftover_kernels() == [], "a dead kernel uses no process"
+        # A dead kernel can be restarted on request.
+        restarted = gw.request("POST", f"api/kernels/{kernel_id}/restart", json={})
+        assert restarted.status_code == 200
+        assert restarted.json()["execution_state"] == "idle"
+        gw.remember_kernels()
+
+
+def test_culling_removes_idle_kernels_and_keeps_connected_and_busy_ones() -> None:
+    with Gateway("--list-kernels", "--cull-idle-timeout", "2", "--cull-interval", "1") as gw:
+        idle = gw.start_kernel()
+        with gw.connect(idle) as ks:
+            idle_pid = kernel_pid(ks)
+        connected = gw.start_kernel()
+        busy = gw.start_kernel()
+        with gw.connect(busy) as ks:
+            ks.send_execute("import time; time.sleep(30)")
+            for message in ks.messages():
+                if message["content"].get("execution_state") == "busy":
+                    break
+        with gw.connect(connected) as ks:
+            gw.wait_for_line(re.compile(rf"kernel {idle} shut down \(culled: idle"), 60)
+            listed = {k["id"] for k in gw.request("GET", "api/kernels").json()}
+            assert listed == {connected, busy}
+            ks.execute("pass")
+        assert gw.request("GET", f"api/kernels/{idle}").status_code == 404
+        assert_gone(idle_pid)
+
+
+def test_culling_connected_and_busy_when_told_to() -> None:
+    with Gateway(
+        "--list-kernels",
+        "--cull-idle-timeout",
+        "2",
+        "--cull-interval",
+        "1",
+        "--cull-connected",
+    ) as gw:
+        kernel_id = gw.start_kernel()
+        with gw.connect(kernel_id):
+            gw.wait_for_line(re.compile(rf"kernel {kernel_id} shut down \(culled: idle"), 60)
