@@ -82,6 +82,13 @@ def test_warm_pool_hands_out_a_kernel_started_before_the_request(tmp_path: Path)
             _, iopub = ks.execute("print(answer, seeded, math.pi > 3)")
             assert stream_text(iopub) == "42 True True\n"
         assert [k["id"] for k in gw.request("GET", "api/kernels").json()] == [kernel_id]
+        # A restart on request runs the seed again, in the new process.
+        assert gw.request("POST", f"api/kernels/{kernel_id}/restart", json={}).status_code == 200
+        with gw.connect(kernel_id) as ks:
+            assert kernel_pid(ks) != pid
+            _, iopub = ks.execute("print(answer)")
+            assert stream_text(iopub) == "42\n"
+        gw.remember_kernels()
         # A replacement is started at once.
         gw.wait_for_line(re.compile(r"pool: kernel \S+ \(python3\) ready"), 60)
         # A request with env is not served from the pool: it gets its own kernel.
