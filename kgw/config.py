@@ -201,6 +201,20 @@ SETTINGS: tuple[Setting, ...] = (
         flag=True,
     ),
     Setting(
+        "ws-ping-interval",
+        "KG_WS_PING_INTERVAL_SECS",
+        "30",
+        _int(0),
+        "Seconds between websocket pings, so proxies keep idle connections (0: no pings).",
+    ),
+    Setting(
+        "ws-ping-timeout",
+        None,
+        "30",
+        _int(1),
+        "Seconds a client may take to answer a ping before its websocket is closed.",
+    ),
+    Setting(
         "max-ws-buffer",
         None,
         str(64 * MiB),
@@ -249,6 +263,8 @@ class GatewayConfig:
     env_process_whitelist: tuple[str, ...] = ()
     env_whitelist: tuple[str, ...] = ()
     max_ws_buffer: int = 64 * MiB
+    ws_ping_interval: int = 30
+    ws_ping_timeout: int = 30
     prespawn_count: int = 0
     pool: tuple[tuple[str, int], ...] = ()
     seed_uri: str = ""
@@ -306,6 +322,8 @@ def load(
         env_process_whitelist=values["env-process-whitelist"],
         env_whitelist=values["env-whitelist"],
         max_ws_buffer=values["max-ws-buffer"],
+        ws_ping_interval=values["ws-ping-interval"],
+        ws_ping_timeout=values["ws-ping-timeout"],
         prespawn_count=values["prespawn-count"],
         pool=values["pool"],
         seed_uri=values["seed-uri"],

@@ -169,7 +169,7 @@ def build_gateway(
     supervisor = KernelSupervisor(registry, reactor, config)  # type: ignore[arg-type]
     app = GatewayApp(config)
     api.install(app, registry)
-    kernels.install(app, registry, make_factory())
+    kernels.install(app, registry, make_factory(config.ws_ping_interval, config.ws_ping_timeout))
     site = GatewaySite(app.resource())
     site.requestFactory = _TimedRequest
 

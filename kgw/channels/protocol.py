@@ -203,14 +203,20 @@ class _KernelBoundFactory:
         return protocol
 
 
-def make_factory() -> WebSocketServerFactory:
-    """The websocket factory shared by every channels connection."""
+def make_factory(ping_interval: float = 0, ping_timeout: float = 30) -> WebSocketServerFactory:
+    """The websocket factory shared by every channels connection.
+
+    With a ping interval, every connection is pinged that often and closed when its pong
+    does not come back within the timeout (a dead client, or a proxy that dropped it).
+    """
     factory = WebSocketServerFactory()
     factory.protocol = ChannelsProtocol
     factory.setProtocolOptions(
         maxMessagePayloadSize=MAX_CLIENT_MESSAGE,
         maxFramePayloadSize=MAX_CLIENT_MESSAGE,
         tcpNoDelay=True,
+        autoPingInterval=ping_interval,
+        autoPingTimeout=ping_timeout,
     )
     return factory
 

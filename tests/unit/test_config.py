@@ -97,6 +97,8 @@ SETTING_CASES: dict[str, tuple[str, Getter, Any]] = {
     "max-ws-buffer": ("1048576", lambda c: c.max_ws_buffer, 1048576),
     "allow-unauthenticated": ("", lambda c: c.allow_unauthenticated, True),
     "prespawn-count": ("3", lambda c: c.prespawn_count, 3),
+    "ws-ping-interval": ("5", lambda c: c.ws_ping_interval, 5),
+    "ws-ping-timeout": ("7", lambda c: c.ws_ping_timeout, 7),
     "pool": ("python3=4, ir=1", lambda c: c.pool, (("python3", 4), ("ir", 1))),
     "seed-uri": ("/srv/seed.ipynb", lambda c: c.seed_uri, "/srv/seed.ipynb"),
     "restart-limit": ("2", lambda c: c.restart_limit, 2),
