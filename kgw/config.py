@@ -74,6 +74,21 @@ class Setting:
 SETTINGS: tuple[Setting, ...] = (
     Setting("ip", "KG_IP", "127.0.0.1", _text, "Interface to listen on (with --port)."),
     Setting("port", "KG_PORT", "8888", _int(0, 65535), "Port to listen on (with --ip)."),
+    Setting(
+        "port-retries",
+        "KG_PORT_RETRIES",
+        "50",
+        _int(0),
+        "Further ports to try, one up each time, when --port is taken (not with --listen).",
+    ),
+    Setting(
+        "trust-xheaders",
+        "KG_TRUST_XHEADERS",
+        "false",
+        _bool,
+        "Take the client address from X-Forwarded-For/X-Real-Ip (behind a proxy you trust).",
+        flag=True,
+    ),
     Setting("base-url", "KG_BASE_URL", "/", _text, "URL prefix of every resource."),
     Setting("auth-token", "KG_AUTH_TOKEN", "", _text, "Shared token every request must carry."),
     Setting(
@@ -252,6 +267,8 @@ class GatewayConfig:
     """The validated settings of one gateway, passed down explicitly."""
 
     listen: tuple[str, ...] = ("tcp:8888:interface=127.0.0.1",)
+    port_retries: int = 50  # only for the endpoint made from --ip/--port
+    trust_xheaders: bool = False
     base_url: str = "/"
     auth_token: str = ""
     allow_unauthenticated: bool = False
@@ -300,10 +317,14 @@ def load(
             values[setting.name] = setting.parse(raw)
         except ConfigError as e:
             raise ConfigError(f"{source}: {e}") from None
+    port_retries = 0
     if not listen:
         listen = (_tcp_endpoint(values["ip"], values["port"]),)
+        port_retries = values["port-retries"] if values["port"] else 0
     config = GatewayConfig(
         listen=listen,
+        port_retries=port_retries,
+        trust_xheaders=values["trust-xheaders"],
         base_url=normalize_base_url(values["base-url"]),
         auth_token=values["auth-token"],
         allow_unauthenticated=values["allow-unauthenticated"],

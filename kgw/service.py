@@ -10,6 +10,7 @@ from typing import Any
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorCore
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -44,6 +45,7 @@ class GatewaySite(Site):
     """A Site that logs each request through twisted.logger, never with the token."""
 
     protocol = _NoDelayChannel  # type: ignore[assignment]
+    trust_xheaders = False
 
     def log(self, request: Any) -> None:
         started = getattr(request, "_kgw_started", None)
@@ -53,11 +55,15 @@ class GatewaySite(Site):
             path=redact_token(request.uri.decode("utf-8", "replace")),
             status=request.code,
             duration_ms=(time.monotonic() - started) * 1000 if started else 0.0,
-            client=_address(request),
+            client=_address(request, self.trust_xheaders),
         )
 
 
-def _address(request: Request) -> str:
+def _address(request: Request, trust_xheaders: bool) -> str:
+    if trust_xheaders:
+        forwarded = request.getHeader(b"X-Forwarded-For") or request.getHeader(b"X-Real-Ip")
+        if forwarded:
+            return forwarded.decode("latin-1").split(",")[0].strip()
     peer = request.getClientAddress()
     host = getattr(peer, "host", None)
     return f"{host}:{getattr(peer, 'port', '')}" if host else str(peer)
@@ -119,26 +125,30 @@ class KernelService(Service):
 class ListenService(Service):
     """Listens on one endpoint string; a failure to listen stops startup with one line."""
 
-    def __init__(self, reactor: Any, description: str, site: Site, base_url: str) -> None:
+    def __init__(
+        self, reactor: Any, description: str, site: Site, base_url: str, retries: int = 0
+    ) -> None:
         self._reactor = reactor
         self._description = description
+        self._retries = retries
         self._site = site
         self._base_url = base_url
         self._port: IListeningPort | None = None
 
     def privilegedStartService(self) -> None:
         super().privilegedStartService()
-        endpoint = serverFromString(self._reactor, self._description)
-        outcome: list[Any] = []
-        endpoint.listen(self._site).addBoth(outcome.append)
-        if not outcome:
-            raise SystemExit(f"kernelgateway: --listen {self._description!r} did not bind at once")
-        if isinstance(outcome[0], Failure):
+        for attempt in range(self._retries + 1):
+            description = _next_port(self._description, attempt)
+            outcome = self._listen(description)
+            if not isinstance(outcome, Failure):
+                break
+            if attempt < self._retries and outcome.check(CannotListenError):
+                log.info("port taken: {description}; trying the next", description=description)
+                continue
             raise SystemExit(
-                f"kernelgateway: cannot listen on {self._description!r}: "
-                f"{outcome[0].getErrorMessage()}"
+                f"kernelgateway: cannot listen on {description!r}: {outcome.getErrorMessage()}"
             )
-        self._port = outcome[0]
+        self._port = outcome
         address: Any = self._port.getHost()
         host = getattr(address, "host", None)
         if host is not None:
@@ -149,6 +159,13 @@ class ListenService(Service):
             url = f"{address}"
         log.info("kernelgateway listening on {url}", url=url)
 
+    def _listen(self, description: str) -> Any:
+        outcome: list[Any] = []
+        serverFromString(self._reactor, description).listen(self._site).addBoth(outcome.append)
+        if not outcome:
+            raise SystemExit(f"kernelgateway: --listen {description!r} did not bind at once")
+        return outcome[0]
+
     def stopService(self) -> Deferred[None] | None:
         super().stopService()
         if self._port is None:
@@ -156,6 +173,15 @@ class ListenService(Service):
         port, self._port = self._port, None
         stopped: Deferred[None] | None = port.stopListening()
         return stopped
+
+
+def _next_port(description: str, offset: int) -> str:
+    """tcp:8888:interface=... with the port moved up by ``offset``."""
+    if not offset:
+        return description
+    fields = description.split(":")
+    fields[1] = str(int(fields[1]) + offset)
+    return ":".join(fields)
 
 
 def build_gateway(
@@ -172,9 +198,12 @@ def build_gateway(
     kernels.install(app, registry, make_factory(config.ws_ping_interval, config.ws_ping_timeout))
     site = GatewaySite(app.resource())
     site.requestFactory = _TimedRequest
+    site.trust_xheaders = config.trust_xheaders
 
     gateway = MultiService()
     KernelService(registry, supervisor, zmq_factory, reactor).setServiceParent(gateway)
     for description in config.listen:
-        ListenService(reactor, description, site, config.base_url).setServiceParent(gateway)
+        ListenService(
+            reactor, description, site, config.base_url, config.port_retries
+        ).setServiceParent(gateway)
     return gateway

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -13,7 +14,7 @@ import psutil
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.integration.harness import Gateway
+from tests.integration.harness import Gateway, LoggedProcess
 
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 
@@ -80,7 +81,7 @@ def busy_port() -> Iterator[int]:
 
 
 def test_port_in_use_stops_startup_with_one_line(busy_port: int) -> None:
-    result = run_twistd("--port", str(busy_port))
+    result = run_twistd("--port", str(busy_port), "--port-retries", "0")
     assert result.returncode != 0
     output = result.stdout + result.stderr
     assert f"cannot listen on 'tcp:{busy_port}:interface=127.0.0.1'" in output
@@ -117,3 +118,27 @@ def test_unknown_default_kernel_name_stops_startup() -> None:
     output = result.stdout + result.stderr
     assert "--default-kernel-name: no kernelspec named 'cobol'" in output
     assert "Traceback" not in output
+
+
+def test_taken_port_moves_up_with_port_retries(busy_port: int) -> None:
+    """jupyter_kernel_gateway's KG_PORT_RETRIES: the next free port is used."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith("KG_")}
+    gw = LoggedProcess()
+    gw.spawn(
+        [
+            *TWISTD,
+            "--nodaemon",
+            "--pidfile=",
+            "--logfile=-",
+            "kernelgateway",
+            "--port",
+            str(busy_port),
+        ],
+        {**environ, "KG_PORT_RETRIES": "3", "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        ready = re.compile(r"kernelgateway listening on http://127.0.0.1:(\d+)/")
+        port = int(gw.wait_for_line(ready, 60).group(1))
+        assert busy_port < port <= busy_port + 3
+    finally:
+        gw.terminate()
