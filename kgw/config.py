@@ -299,12 +299,35 @@ def normalize_base_url(base_url: str) -> str:
     return f"/{stripped}/" if stripped else "/"
 
 
+# jupyter_kernel_gateway's notebook-http mode, which kgw does not have (yet): refuse its
+# options rather than ignore them.
+NOTEBOOK_HTTP_VARIABLES = ("KG_CELL_PARSER", "KG_ALLOW_NOTEBOOK_DOWNLOAD", "KG_STATIC_PATH")
+WEBSOCKET_API = "kernel_gateway.jupyter_websocket"
+
+
+def check_unsupported(environ: Mapping[str, str]) -> None:
+    """Raise ConfigError for jupyter_kernel_gateway settings of a mode kgw does not serve."""
+    api = environ.get("KG_API", WEBSOCKET_API)
+    if api != WEBSOCKET_API:
+        raise ConfigError(
+            f"KG_API={api!r}: kgw serves only the jupyter-websocket mode ({WEBSOCKET_API}); "
+            "notebook-http is not supported"
+        )
+    for name in NOTEBOOK_HTTP_VARIABLES:
+        if environ.get(name):
+            raise ConfigError(
+                f"{name}: belongs to jupyter_kernel_gateway's notebook-http mode, "
+                "which is not supported by kgw"
+            )
+
+
 def load(
     flags: Mapping[str, str | None],
     environ: Mapping[str, str],
     listen: tuple[str, ...] = (),
 ) -> GatewayConfig:
     """Merge flags, environment and defaults into a validated config, or raise ConfigError."""
+    check_unsupported(environ)
     values: dict[str, Any] = {}
     for setting in SETTINGS:
         raw = flags.get(setting.name)

@@ -478,3 +478,26 @@ def test_cors_policy_sends_only_configured_headers() -> None:
         "Access-Control-Allow-Origin": "*",
         "Access-Control-Max-Age": "600",
     }
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("KG_API", "kernel_gateway.notebook_http"),
+        ("KG_CELL_PARSER", "kernel_gateway.notebook_http.cell.parser"),
+        ("KG_ALLOW_NOTEBOOK_DOWNLOAD", "True"),
+        ("KG_STATIC_PATH", "/srv/static"),
+    ],
+)
+def test_notebook_http_settings_are_refused(
+    name: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, value)
+    message = usage_error()
+    assert name in message
+    assert "not supported" in message
+
+
+def test_websocket_api_setting_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KG_API", "kernel_gateway.jupyter_websocket")
+    parse()

@@ -52,3 +52,24 @@ def test_request_log_line_redacts_the_token() -> None:
     assert "token=[secret]" in line
     assert "session_id=x" in line
     assert line.startswith("GET /api/kernels?")
+
+
+def log_line(site: GatewaySite, headers: dict[bytes, bytes]) -> str:
+    request: Any = DummyRequest([b"api"])
+    request.uri = b"/api"
+    request.method = b"GET"
+    request.code = 200
+    for name, value in headers.items():
+        request.requestHeaders.setRawHeaders(name, [value])
+    with capturedLogs() as events:
+        site.log(request)
+    return str(events[-1]["log_format"].format(**events[-1]))
+
+
+def test_forwarded_address_is_logged_only_when_trusted() -> None:
+    site = GatewaySite(Resource())
+    forwarded = {b"X-Forwarded-For": b"203.0.113.9, 10.0.0.1"}
+    assert "203.0.113.9" not in log_line(site, forwarded)
+    site.trust_xheaders = True
+    assert log_line(site, forwarded).endswith(" 203.0.113.9")
+    assert log_line(site, {b"X-Real-Ip": b"198.51.100.7"}).endswith(" 198.51.100.7")
