@@ -21,8 +21,9 @@ from txzmq import ZmqFactory
 from kgw.channels.protocol import make_factory
 from kgw.config import GatewayConfig
 from kgw.kernels.registry import KernelRegistry
+from kgw.kernels.sessions import SessionManager
 from kgw.kernels.supervisor import KernelSupervisor
-from kgw.web import api, kernels
+from kgw.web import api, kernels, sessions
 from kgw.web.app import GatewayApp
 from kgw.web.auth import redact_token
 
@@ -195,6 +196,7 @@ def build_gateway(
     supervisor = KernelSupervisor(registry, reactor, config)  # type: ignore[arg-type]
     app = GatewayApp(config)
     api.install(app, registry)
+    sessions.install(app, SessionManager(registry))
     kernels.install(app, registry, make_factory(config.ws_ping_interval, config.ws_ping_timeout))
     site = GatewaySite(app.resource())
     site.requestFactory = _TimedRequest
