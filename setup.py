@@ -32,7 +32,7 @@ setup(
         "kgw.kernels",
         "twisted.plugins",
     ],
-    package_data={"twisted.plugins": ["kgw_plugin.py"]},
+    package_data={"twisted.plugins": ["kgw_plugin.py"], "kgw": ["openapi.json"]},
     install_requires=[
         "twisted[tls]>=24.3",
         "autobahn>=23.6",

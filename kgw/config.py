@@ -308,7 +308,7 @@ WEBSOCKET_API = "kernel_gateway.jupyter_websocket"
 def check_unsupported(environ: Mapping[str, str]) -> None:
     """Raise ConfigError for jupyter_kernel_gateway settings of a mode kgw does not serve."""
     api = environ.get("KG_API", WEBSOCKET_API)
-    if api != WEBSOCKET_API:
+    if api not in (WEBSOCKET_API, "jupyter-websocket"):
         raise ConfigError(
             f"KG_API={api!r}: kgw serves only the jupyter-websocket mode ({WEBSOCKET_API}); "
             "notebook-http is not supported"

@@ -62,9 +62,11 @@ class GatewaySite(Site):
 
 def _address(request: Request, trust_xheaders: bool) -> str:
     if trust_xheaders:
-        forwarded = request.getHeader(b"X-Forwarded-For") or request.getHeader(b"X-Real-Ip")
+        # As tornado: X-Real-Ip, else the last X-Forwarded-For hop (the one our proxy added;
+        # earlier entries are whatever the client claimed).
+        forwarded = request.getHeader(b"X-Real-Ip") or request.getHeader(b"X-Forwarded-For")
         if forwarded:
-            return forwarded.decode("latin-1").split(",")[0].strip()
+            return forwarded.decode("latin-1").split(",")[-1].strip()
     peer = request.getClientAddress()
     host = getattr(peer, "host", None)
     return f"{host}:{getattr(peer, 'port', '')}" if host else str(peer)

@@ -30,7 +30,7 @@ from kgw.errors import (
     NoSuchKernelSpec,
 )
 from kgw.kernels.pool import KernelPool
-from kgw.kernels.seed import load_seed, run_seed
+from kgw.kernels.seed import NO_SEED, load_seed, run_seed
 
 log = Logger()
 
@@ -82,7 +82,7 @@ class KernelRegistry:
         self.kernel_spec_manager = kernel_spec_manager or KernelSpecManager()
         self._kernels: dict[str, Kernel] = {}
         self._starting = 0
-        self.seed_cells: tuple[str, ...] = load_seed(config.seed_uri) if config.seed_uri else ()
+        self.seed = load_seed(config.seed_uri) if config.seed_uri else NO_SEED
         sizes = dict(config.pool)
         if config.prespawn_count:
             default = self.default_kernel_name
@@ -149,6 +149,7 @@ class KernelRegistry:
                 if name.startswith("KERNEL_") or name in self._config.env_whitelist:
                     env[name] = value
         env.pop("KG_AUTH_TOKEN", None)
+        env["KERNEL_GATEWAY"] = "1"  # as jupyter_kernel_gateway sets it
         return env
 
     def _in_use(self) -> int:
@@ -208,7 +209,8 @@ class KernelRegistry:
             await kernel.bridge.wait_ready(READY_TIMEOUT)
         except (TimeoutError, ConnectionError) as e:
             raise KernelStartFailed(f"Kernel {kernel.name} did not become ready: {e}") from None
-        await run_seed(kernel.bridge, self.seed_cells)
+        if self.seed.applies_to(kernel.name):
+            await run_seed(kernel.bridge, self.seed.cells)
 
     async def _launch_for_pool(self, name: str) -> Kernel:
         return await self.launch(name, self.kernel_env(None))
@@ -344,8 +346,9 @@ class KernelRegistry:
         failures = await self.pool.first_fill()
         if failures:
             raise failures[0]
-        if self.seed_cells and not self.pool.sizes:
-            kernel = await self.launch(self.default_kernel_name, self.kernel_env(None))
+        if self.seed.cells and not self.pool.sizes:
+            name = self.seed.kernel_name or self.default_kernel_name
+            kernel = await self.launch(name, self.kernel_env(None))
             await self._stop_process(kernel, now=True)
 
     async def is_alive(self, kernel: Kernel) -> bool:

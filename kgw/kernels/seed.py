@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from urllib.parse import unquote, urlsplit
 
+import attrs
+
 from kgw.channels.bridge import ChannelBridge
 from kgw.errors import ConfigError, KernelStartFailed
 
@@ -16,8 +18,23 @@ class SeedFailed(KernelStartFailed):
     """A seed cell raised, or did not finish: the kernel must not be handed out."""
 
 
-def load_seed(uri: str) -> tuple[str, ...]:
-    """The code cells of a seed notebook (a local path or a file: URL); ConfigError if unusable."""
+@attrs.frozen
+class Seed:
+    """A seed notebook's code cells, and the kernelspec it is for ("" when it names none)."""
+
+    kernel_name: str
+    cells: tuple[str, ...]
+
+    def applies_to(self, kernel_name: str) -> bool:
+        """Seed a kernel only of the notebook's own kernelspec, as jupyter_kernel_gateway."""
+        return not self.kernel_name or self.kernel_name == kernel_name
+
+
+NO_SEED = Seed("", ())
+
+
+def load_seed(uri: str) -> Seed:
+    """The seed notebook at a local path or file: URL; ConfigError if unusable."""
     parsed = urlsplit(uri)
     if parsed.scheme not in ("", "file"):
         raise ConfigError(f"--seed-uri {uri!r}: only local paths and file: URLs are supported")
@@ -38,7 +55,10 @@ def load_seed(uri: str) -> tuple[str, ...]:
             source = cell.get("source", "")
             text = "".join(source) if isinstance(source, list) else str(source)
             code.append(text)
-    return tuple(code)
+    metadata = notebook.get("metadata")
+    kernelspec = metadata.get("kernelspec") if isinstance(metadata, dict) else None
+    name = kernelspec.get("name") if isinstance(kernelspec, dict) else None
+    return Seed(name if isinstance(name, str) else "", tuple(code))
 
 
 async def run_seed(bridge: ChannelBridge, cells: tuple[str, ...]) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import glob
+import importlib.resources
 import mimetypes
 import os
 from typing import Any
@@ -14,6 +15,9 @@ import kgw
 from kgw.errors import NotFound
 from kgw.kernels.registry import KernelRegistry
 from kgw.web.app import GatewayApp, json_body
+
+# The OpenAPI document of the REST API, shipped in the package.
+OPENAPI = importlib.resources.files("kgw") / "openapi.json"
 
 
 def kernelspec_model(
@@ -77,7 +81,22 @@ def install(app: GatewayApp, registry: KernelRegistry) -> None:
         request.setHeader(b"Content-Type", (kind or "application/octet-stream").encode())
         return data
 
+    async def openapi(request: IRequest, content_type: bytes) -> bytes:
+        # JSON is YAML too, so one document serves both names, as in jupyter_kernel_gateway.
+        request.setHeader(b"Content-Type", content_type)
+        return OPENAPI.read_bytes()
+
+    async def openapi_json(request: IRequest) -> bytes:
+        return await openapi(request, b"application/json")
+
+    async def openapi_yaml(request: IRequest) -> bytes:
+        return await openapi(request, b"application/yaml")
+
     app.route("api", ["GET"], api_info)
+    # The API description is public, as in jupyter_kernel_gateway.
+    app.route("api/swagger.json", ["GET"], openapi_json, auth_required=False)
+    app.route("api/swagger.yaml", ["GET"], openapi_yaml, auth_required=False)
+    app.route("api/spec.yaml", ["GET"], openapi_yaml, auth_required=False)
     app.route("api/kernelspecs", ["GET"], list_kernelspecs)
     app.route("api/kernelspecs/<name>", ["GET"], get_kernelspec)
     app.route("kernelspecs/<name>/<path:resource>", ["GET"], get_resource)

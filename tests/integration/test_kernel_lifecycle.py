@@ -90,7 +90,7 @@ def test_warm_pool_hands_out_a_kernel_started_before_the_request(tmp_path: Path)
             assert stream_text(iopub) == "42\n"
         gw.remember_kernels()
         # A replacement is started at once.
-        gw.wait_for_line(re.compile(r"pool: kernel \S+ \(python3\) ready"), 60)
+        gw.wait_for_line(re.compile(r"pool: kernel \S+ \(python3\) ready"), 120)
         # A request with env is not served from the pool: it gets its own kernel.
         own = gw.start_kernel(env={"KERNEL_USERNAME": "ada"})
         with gw.connect(own) as ks:
@@ -234,7 +234,13 @@ def test_culling_connected_and_busy_when_told_to() -> None:
         "--cull-interval",
         "1",
         "--cull-connected",
+        "--cull-busy",
     ) as gw:
-        kernel_id = gw.start_kernel()
-        with gw.connect(kernel_id):
-            gw.wait_for_line(re.compile(rf"kernel {kernel_id} shut down \(culled: idle"), 60)
+        connected = gw.start_kernel()
+        busy = gw.start_kernel()
+        with gw.connect(busy) as ks:
+            ks.send_execute("import time; time.sleep(60)")
+        with gw.connect(connected):
+            gw.wait_for_line(re.compile(rf"kernel {connected} shut down \(culled: idle"), 60)
+            gw.wait_for_line(re.compile(rf"kernel {busy} shut down \(culled: idle"), 60)
+        assert gw.request("GET", "api/kernels").json() == []

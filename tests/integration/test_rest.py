@@ -143,6 +143,7 @@ def test_kernel_environment() -> None:
         "KGW_TEST_SECRET": "gateway-only",
         "KGW_TEST_SHARED": "shared",
         "KG_ENV_PROCESS_WHITELIST": "KGW_TEST_SHARED",
+        "KG_ENV_WHITELIST": "CLIENT_ALLOWED",
         "KG_AUTH_TOKEN": "s3cret-token",
     }
     with Gateway("--list-kernels", env=env) as gw:
@@ -151,11 +152,17 @@ def test_kernel_environment() -> None:
             "import os; print(sorted((k, v) for k, v in os.environ.items() "
             "if k.startswith(('KGW_TEST', 'KERNEL_', 'KG_', 'CLIENT_'))))"
         )
-        with_env = gw.start_kernel(env={"KERNEL_USERNAME": "ada", "CLIENT_OTHER": "no"})
+        client_env = {"KERNEL_USERNAME": "ada", "CLIENT_OTHER": "no", "CLIENT_ALLOWED": "yes"}
+        with_env = gw.start_kernel(env=client_env)
         with gw.connect(with_env) as ks:
             _, iopub = ks.execute(probe)
         assert stream_text(iopub).strip() == str(
-            [("KERNEL_USERNAME", "ada"), ("KGW_TEST_SHARED", "shared")]
+            [
+                ("CLIENT_ALLOWED", "yes"),
+                ("KERNEL_GATEWAY", "1"),
+                ("KERNEL_USERNAME", "ada"),
+                ("KGW_TEST_SHARED", "shared"),
+            ]
         )
         inherited = gw.start_kernel()
         with gw.connect(inherited) as ks:
@@ -216,3 +223,15 @@ def test_kernel_is_idle_once_started(gateway: Gateway) -> None:
     gateway.remember_kernels()
     assert response.json()["execution_state"] == "idle"
     gateway.request("DELETE", f"api/kernels/{response.json()['id']}")
+
+
+def test_openapi_document(gateway: Gateway) -> None:
+    """The API description, public as in jupyter_kernel_gateway, under all three names."""
+    documents = []
+    for path in ("api/swagger.json", "api/swagger.yaml", "api/spec.yaml"):
+        response = gateway.request("GET", path, headers={"Authorization": "token wrong"})
+        assert response.status_code == 200
+        documents.append(response.json())
+    assert documents[0] == documents[1] == documents[2]
+    assert documents[0]["openapi"].startswith("3.")
+    assert "/api/kernels/{kernel_id}/restart" in documents[0]["paths"]
