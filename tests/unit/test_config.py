@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -501,3 +502,11 @@ def test_notebook_http_settings_are_refused(
 def test_websocket_api_setting_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KG_API", "kernel_gateway.jupyter_websocket")
     parse()
+
+
+def test_configuration_reference_lists_every_option() -> None:
+    reference = (Path(__file__).parents[2] / "docs" / "configuration.md").read_text()
+    for setting in config.SETTINGS:
+        assert f"`--{setting.name}" in reference, setting.name
+        if setting.env:
+            assert f"`{setting.env}`" in reference, setting.env
