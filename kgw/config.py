@@ -269,6 +269,7 @@ class GatewayConfig:
     listen: tuple[str, ...] = ("tcp:8888:interface=127.0.0.1",)
     port_retries: int = 50  # only for the endpoint made from --ip/--port
     trust_xheaders: bool = False
+    notify_socket: str = ""  # systemd's $NOTIFY_SOCKET, for Type=notify
     base_url: str = "/"
     auth_token: str = ""
     allow_unauthenticated: bool = False
@@ -348,6 +349,7 @@ def load(
         listen=listen,
         port_retries=port_retries,
         trust_xheaders=values["trust-xheaders"],
+        notify_socket=environ.get("NOTIFY_SOCKET", ""),
         base_url=normalize_base_url(values["base-url"]),
         auth_token=values["auth-token"],
         allow_unauthenticated=values["allow-unauthenticated"],

@@ -23,6 +23,7 @@ from kgw.config import GatewayConfig
 from kgw.kernels.registry import KernelRegistry
 from kgw.kernels.sessions import SessionManager
 from kgw.kernels.supervisor import KernelSupervisor
+from kgw.systemd import notify
 from kgw.web import api, kernels, sessions
 from kgw.web.app import GatewayApp
 from kgw.web.auth import redact_token
@@ -88,7 +89,9 @@ class KernelService(Service):
         supervisor: KernelSupervisor,
         zmq_factory: ZmqFactory,
         reactor: Any,
+        notify_socket: str = "",
     ) -> None:
+        self._notify_socket = notify_socket
         self.registry = registry
         self._supervisor = supervisor
         self._zmq = zmq_factory
@@ -103,6 +106,8 @@ class KernelService(Service):
         await self.registry.startup_check()
         if self.registry.pool.sizes:
             log.info("pool: {count} kernels ready", count=len(self.registry.pool.ready()))
+        # Listening started before this service (privilegedStartService), so all is ready.
+        notify(self._notify_socket, "READY=1")
 
     def _fatal(self, failure: Failure) -> None:
         error = failure.value
@@ -114,6 +119,7 @@ class KernelService(Service):
 
     def stopService(self) -> Deferred[None]:
         super().stopService()
+        notify(self._notify_socket, "STOPPING=1")
         self._supervisor.stop()
         log.info("shutting down {count} kernels", count=len(self.registry.list()))
 
@@ -205,7 +211,9 @@ def build_gateway(
     site.trust_xheaders = config.trust_xheaders
 
     gateway = MultiService()
-    KernelService(registry, supervisor, zmq_factory, reactor).setServiceParent(gateway)
+    KernelService(
+        registry, supervisor, zmq_factory, reactor, config.notify_socket
+    ).setServiceParent(gateway)
     for description in config.listen:
         ListenService(
             reactor, description, site, config.base_url, config.port_retries
