@@ -55,6 +55,15 @@ def _pool(value: str) -> tuple[tuple[str, int], ...]:
     return tuple(sizes)
 
 
+def _choice(*allowed: str) -> Callable[[str], str]:
+    def parse(value: str) -> str:
+        if value not in allowed:
+            raise ConfigError(f"expected one of {', '.join(allowed)}, got {value!r}")
+        return value
+
+    return parse
+
+
 def _names(value: str) -> tuple[str, ...]:
     return tuple(name.strip() for name in value.split(",") if name.strip())
 
@@ -88,6 +97,13 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
         "Take the client address from X-Forwarded-For/X-Real-Ip (behind a proxy you trust).",
         flag=True,
+    ),
+    Setting(
+        "log-format",
+        None,
+        "text",
+        _choice("text", "json"),
+        "text (readable) or json (one JSON object per line, for journald and log shippers).",
     ),
     Setting("base-url", "KG_BASE_URL", "/", _text, "URL prefix of every resource."),
     Setting("auth-token", "KG_AUTH_TOKEN", "", _text, "Shared token every request must carry."),
@@ -270,6 +286,7 @@ class GatewayConfig:
     port_retries: int = 50  # only for the endpoint made from --ip/--port
     trust_xheaders: bool = False
     notify_socket: str = ""  # systemd's $NOTIFY_SOCKET, for Type=notify
+    log_format: str = "text"
     base_url: str = "/"
     auth_token: str = ""
     allow_unauthenticated: bool = False
@@ -350,6 +367,7 @@ def load(
         port_retries=port_retries,
         trust_xheaders=values["trust-xheaders"],
         notify_socket=environ.get("NOTIFY_SOCKET", ""),
+        log_format=values["log-format"],
         base_url=normalize_base_url(values["base-url"]),
         auth_token=values["auth-token"],
         allow_unauthenticated=values["allow-unauthenticated"],

@@ -58,6 +58,10 @@ class Options(usage.Options):
         try:
             self.gateway_config = kgw_config.load(flags, os.environ, tuple(self["listen"]))
             check_listen(self.gateway_config)
+            parent = getattr(self, "parent", None)
+            if self.gateway_config.log_format == "json" and parent is not None:
+                # twistd builds its log observer from --logger after parsing options.
+                parent["logger"] = "kgw.logs.json_observer"
         except ConfigError as e:
             # Not a UsageError: twistd would print its whole usage text above the one line.
             raise SystemExit(f"kernelgateway: {e}") from None

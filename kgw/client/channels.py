@@ -9,157 +9,27 @@ client's I/O thread) and reads from its own :class:`Inbox`. Everything else (``e
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 import time
-from collections.abc import Awaitable, Callable
-from queue import Empty
+from collections.abc import Callable
 from typing import Any
 
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.blocking.client import BlockingKernelClient
-from jupyter_client.channelsabc import HBChannelABC
 from jupyter_client.client import KernelClient
 from jupyter_client.manager import KernelManager
 from jupyter_core.utils import run_sync
 from traitlets import Instance, Unicode
 
 from kgw.client import framing
+from kgw.client.channel import AsyncGatewayChannel, GatewayChannel, GatewayHBChannel, _Channel
 from kgw.client.connection import CLOSE_TIMEOUT, ChannelsConnection, Connector, open_websocket
 from kgw.client.errors import ChannelsStopped, GatewayError, KernelDied
-from kgw.client.inbox import Inbox, Message, await_any, wait_any
+from kgw.client.inbox import Inbox, Message, await_any
 from kgw.client.iothread import EventLoopThread
 from kgw.client.settings import GatewaySettings
 
 CHANNELS = ("shell", "iopub", "stdin", "control")
-
-
-async def _take(inbox: Inbox, timeout: float | None) -> Message:
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if await await_any([inbox], remaining) is None:
-            raise Empty
-        message = inbox.take()
-        if message is not None:
-            return message
-
-
-def _take_blocking(inbox: Inbox, timeout: float | None) -> Message:
-    deadline = None if timeout is None else time.monotonic() + timeout
-    while True:
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if wait_any([inbox], remaining) is None:
-            raise Empty
-        message = inbox.take()
-        if message is not None:
-            return message
-
-
-def _in_event_loop() -> bool:
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return False
-    return True
-
-
-class _Channel:
-    """One Jupyter channel (shell, iopub, stdin or control) of a gateway client."""
-
-    def __init__(self, name: str, client: _GatewayClientMixin) -> None:
-        self.name = name
-        self._client = client
-        self._inbox = client._inboxes[name]
-
-    def send(self, msg: Message) -> None:
-        """Send a message from ``Session.msg()`` on this channel."""
-        self._client._send(self.name, msg)
-
-    def start(self) -> None:
-        """Channels start together, with the client's websocket (``start_channels``)."""
-
-    def stop(self) -> None:
-        """Channels stop together (``stop_channels``)."""
-
-    close = stop
-
-    def is_alive(self) -> bool:
-        return self._client.channels_running and self._inbox is self._client._inboxes[self.name]
-
-
-class AsyncGatewayChannel(_Channel):
-    """A channel whose ``get_msg`` is a coroutine, like jupyter_client's AsyncZMQSocketChannel."""
-
-    async def get_msg(self, timeout: float | None = None) -> Message:
-        """The next message; ``queue.Empty`` after ``timeout`` seconds (None: no limit)."""
-        return await _take(self._inbox, timeout)
-
-    async def get_msgs(self) -> list[Message]:
-        messages = []
-        while (message := self._inbox.take()) is not None:
-            messages.append(message)
-        return messages
-
-    async def msg_ready(self) -> bool:
-        return self._inbox.ready()
-
-
-class GatewayChannel(_Channel):
-    """A channel that blocks when called from plain code and returns an awaitable when called
-    where an event loop runs (a coroutine, including jupyter_client's own ``run_sync``
-    wrappers and nbclient), so one client serves scripts and nbclient alike."""
-
-    def get_msg(self, timeout: float | None = None) -> Message | Awaitable[Message]:
-        """The next message; ``queue.Empty`` after ``timeout`` seconds (None: no limit)."""
-        if _in_event_loop():
-            return _take(self._inbox, timeout)
-        return _take_blocking(self._inbox, timeout)
-
-    def get_msgs(self) -> list[Message]:
-        messages = []
-        while (message := self._inbox.take()) is not None:
-            messages.append(message)
-        return messages
-
-    def msg_ready(self) -> bool | Awaitable[bool]:
-        ready = self._inbox.ready()
-        if _in_event_loop():
-
-            async def answer() -> bool:
-                return ready
-
-            return answer()
-        return ready
-
-
-class GatewayHBChannel(HBChannelABC):
-    """The heartbeat, as the websocket sees it: beating while the socket is open."""
-
-    time_to_dead: float = 1.0
-
-    def __init__(self, client: _GatewayClientMixin) -> None:
-        self._client = client
-        self._paused = False
-
-    def start(self) -> None:
-        pass
-
-    def stop(self) -> None:
-        pass
-
-    def is_alive(self) -> bool:
-        return self._client.channels_running
-
-    def pause(self) -> None:
-        self._paused = True
-
-    def unpause(self) -> None:
-        self._paused = False
-
-    def is_beating(self) -> bool:
-        connection = self._client._connection
-        return not self._paused and connection is not None and connection.state == "open"
 
 
 class _GatewayClientMixin(KernelClient):
@@ -185,7 +55,7 @@ class _GatewayClientMixin(KernelClient):
         attribute = f"_{name}_channel"
         channel = getattr(self, attribute)
         if channel is None:
-            channel = self.channel_class(name, self)
+            channel = self.channel_class(name, self._inboxes[name], self._send, self._is_current)
             setattr(self, attribute, channel)
         return channel
 
@@ -208,8 +78,15 @@ class _GatewayClientMixin(KernelClient):
     @property
     def hb_channel(self) -> Any:
         if self._hb_channel is None:
-            self._hb_channel = GatewayHBChannel(self)
+            self._hb_channel = GatewayHBChannel(lambda: self.channels_running, self._socket_open)
         return self._hb_channel
+
+    def _is_current(self, inbox: Inbox) -> bool:
+        return self.channels_running and inbox is self._inboxes[inbox.name]
+
+    def _socket_open(self) -> bool:
+        connection = self._connection
+        return connection is not None and connection.state == "open"
 
     @property
     def channels_running(self) -> bool:

@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
 from websockets.typing import Subprotocol
 
 from kgw.channels import wire
@@ -125,8 +126,9 @@ class RetryBudget:
 
 
 def is_permanent(error: BaseException) -> bool:
-    """Would trying the handshake again be pointless (a wrong token, a kernel that is gone)?"""
-    if isinstance(error, KernelDied):
+    """Would trying the handshake again be pointless (a wrong token, a kernel that is gone,
+    a certificate that does not verify)?"""
+    if isinstance(error, KernelDied | ssl.SSLCertVerificationError | InvalidURI):
         return True
     if isinstance(error, GatewayHTTPError):
         return 400 <= error.status < 500 and error.status not in (408, 429)
@@ -207,13 +209,20 @@ class ChannelsConnection:
         self._outbox_ready.set()
 
     async def _run(self) -> None:
+        try:
+            await self._connect_and_serve()
+        except Exception as e:  # a bug: fail every wait now rather than leave them hanging
+            log.exception("kernel %s: the channels websocket broke", self.kernel_id)
+            self._fail(GatewayError(f"the channels websocket broke: {e!r}"))
+
+    async def _connect_and_serve(self) -> None:
         while not self._stopping.is_set():
             self.state = "connecting" if self.state == "new" else "reconnecting"
             try:
                 socket = await self._connector(self.url, self._settings)
             except Exception as e:
                 error = self._kernel_error(e)
-                if is_permanent(error):
+                if is_permanent(e) or is_permanent(error):
                     return self._fail(error)
                 trouble = f"cannot connect: {error}"
             else:
@@ -282,6 +291,9 @@ class ChannelsConnection:
                         await socket.send(payload, text)
                     except ConnectionClosed:
                         return  # the message stays queued for the next connection
+                    except Exception:
+                        await socket.close()  # ends the reader too; _run reports the error
+                        raise
                 self._outbox.popleft()
             self._outbox_ready.clear()
             await self._outbox_ready.wait()

@@ -68,15 +68,24 @@ def _as_jupyter_client_message(message: dict[str, Any]) -> tuple[str, dict[str, 
     channel = message.get("channel")
     if not isinstance(channel, str):
         raise wire.FrameError("message has no channel")
-    parent = message.get("parent_header") or {}
-    if not isinstance(parent, dict):
-        raise wire.FrameError("parent_header must be a JSON object")
+    parent, metadata, content = (
+        _object(message, key) for key in ("parent_header", "metadata", "content")
+    )
     return channel, {
         "header": extract_dates(header),
         "msg_id": header["msg_id"],
         "msg_type": header["msg_type"],
         "parent_header": extract_dates(parent),
-        "metadata": message.get("metadata") or {},
-        "content": message.get("content") or {},
+        "metadata": metadata,
+        "content": content,
         "buffers": [memoryview(b) for b in message.get("buffers") or ()],
     }
+
+
+def _object(message: dict[str, Any], key: str) -> dict[str, Any]:
+    value = message.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise wire.FrameError(f"{key} must be a JSON object")
+    return value

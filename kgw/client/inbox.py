@@ -12,6 +12,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from queue import Empty
 from typing import Any
 
 Message = dict[str, Any]
@@ -130,3 +131,35 @@ async def await_any(inboxes: Sequence[Inbox], timeout: float | None) -> Inbox | 
     finally:
         for inbox in inboxes:
             inbox.unsubscribe(wake)
+
+
+def take_blocking(inbox: Inbox, timeout: float | None) -> Message:
+    """Wait for the next message; ``queue.Empty`` after ``timeout`` seconds (None: no limit)."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if wait_any([inbox], remaining) is None:
+            raise Empty
+        message = inbox.take()
+        if message is not None:
+            return message
+
+
+async def take(inbox: Inbox, timeout: float | None) -> Message:
+    """:func:`take_blocking` on the running event loop."""
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if await await_any([inbox], remaining) is None:
+            raise Empty
+        message = inbox.take()
+        if message is not None:
+            return message
+
+
+def take_all(inbox: Inbox) -> list[Message]:
+    """Every message waiting now."""
+    messages = []
+    while (message := inbox.take()) is not None:
+        messages.append(message)
+    return messages

@@ -28,7 +28,7 @@ from kgw.channels import wire
 START_TIMEOUT = 60.0
 KERNEL_TIMEOUT = 60.0
 MESSAGE_TIMEOUT = 60.0
-_READY = re.compile(r"kernelgateway listening on (\S+)")
+_READY = re.compile(r"kernelgateway listening on (https?://[^\s\"]+)")
 
 
 class LoggedProcess:

@@ -98,6 +98,7 @@ SETTING_CASES: dict[str, tuple[str, Getter, Any]] = {
     "max-ws-buffer": ("1048576", lambda c: c.max_ws_buffer, 1048576),
     "allow-unauthenticated": ("", lambda c: c.allow_unauthenticated, True),
     "prespawn-count": ("3", lambda c: c.prespawn_count, 3),
+    "log-format": ("json", lambda c: c.log_format, "json"),
     "port-retries": ("7", lambda c: c.port_retries, 7),
     "trust-xheaders": ("true", lambda c: c.trust_xheaders, True),
     "ws-ping-interval": ("5", lambda c: c.ws_ping_interval, 5),
