@@ -30,6 +30,7 @@ setup(
         "kgw.web",
         "kgw.channels",
         "kgw.kernels",
+        "kgw.client",
         "twisted.plugins",
     ],
     package_data={"twisted.plugins": ["kgw_plugin.py"], "kgw": ["openapi.json"]},
@@ -45,12 +46,18 @@ setup(
         "attrs>=23.1",
     ],
     extras_require={
+        # kgw.client: jupyter_client's KernelManager/KernelClient for kernels behind a gateway.
+        "client": ["jupyter_client>=8", "websockets>=15"],
         "test": [
             "pytest>=8",
             "pytest-timeout>=2.3",
             "hypothesis>=6.100",
             "treq>=23.11",
-            "websockets>=13",
+            "websockets>=15",
+            "nbclient>=0.10",
+            "nbformat>=5.9",
+            "nbconvert>=7",
+            "cryptography",
             "psutil>=5.9",
             "jupyter_server>=2.14",
             "mypy>=1.10",

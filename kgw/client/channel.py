@@ -25,7 +25,7 @@ def _in_event_loop() -> bool:
     return True
 
 
-class _Channel:
+class Channel:
     """One Jupyter channel of a gateway client."""
 
     def __init__(self, name: str, inbox: Inbox, send: Send, alive: Callable[[Inbox], bool]) -> None:
@@ -50,7 +50,7 @@ class _Channel:
         return self._alive(self._inbox)
 
 
-class AsyncGatewayChannel(_Channel):
+class AsyncGatewayChannel(Channel):
     """A channel whose ``get_msg`` is a coroutine, like jupyter_client's AsyncZMQSocketChannel."""
 
     async def get_msg(self, timeout: float | None = None) -> Message:
@@ -64,7 +64,7 @@ class AsyncGatewayChannel(_Channel):
         return self._inbox.ready()
 
 
-class GatewayChannel(_Channel):
+class GatewayChannel(Channel):
     """A channel that blocks when called from plain code and returns an awaitable when called
     where an event loop runs (a coroutine, including jupyter_client's own ``run_sync``
     wrappers and nbclient), so one client serves scripts and nbclient alike."""

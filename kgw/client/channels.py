@@ -22,7 +22,7 @@ from jupyter_core.utils import run_sync
 from traitlets import Instance, Unicode
 
 from kgw.client import framing
-from kgw.client.channel import AsyncGatewayChannel, GatewayChannel, GatewayHBChannel, _Channel
+from kgw.client.channel import AsyncGatewayChannel, Channel, GatewayChannel, GatewayHBChannel
 from kgw.client.connection import CLOSE_TIMEOUT, ChannelsConnection, Connector, open_websocket
 from kgw.client.errors import ChannelsStopped, GatewayError, KernelDied
 from kgw.client.inbox import Inbox, Message, await_any
@@ -38,7 +38,7 @@ class _GatewayClientMixin(KernelClient):
     kernel_id = Unicode(None, allow_none=True, help="The gateway's id of the kernel.")
     settings = Instance(GatewaySettings, allow_none=True, help="Where the gateway is.")
 
-    channel_class: type[_Channel] = _Channel
+    channel_class: type[Channel] = Channel
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -1,0 +1,283 @@
+"""kgw.client when the network or the gateway says no: drops, gone kernels, HTTP errors, TLS."""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import re
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from kgw.client import (
+    ConnectionLost,
+    GatewayError,
+    GatewayHTTPError,
+    GatewayKernelManager,
+    KernelDied,
+)
+from tests.integration.harness import Gateway
+
+TIMEOUT = 60.0
+
+
+class Proxy:
+    """A TCP forwarder to the gateway whose connections the test can cut, as a network would.
+
+    It remembers the first line of every connection (the HTTP request line).
+    """
+
+    def __init__(self, target: str) -> None:
+        parts = urlsplit(target)
+        self._target = (parts.hostname or "127.0.0.1", parts.port or 80)
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/"
+        self.request_lines: list[str] = []
+        self.new_request = threading.Condition()
+        self._sockets: list[socket.socket] = []
+        self._threads = [threading.Thread(target=self._accept, daemon=True)]
+        self._threads[0].start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self._target, timeout=TIMEOUT)
+            upstream.settimeout(None)
+            self._sockets += [client, upstream]
+            for source, sink, first in ((client, upstream, True), (upstream, client, False)):
+                thread = threading.Thread(target=self._pump, args=(source, sink, first))
+                thread.daemon = True
+                thread.start()
+                self._threads.append(thread)
+
+    def _pump(self, source: socket.socket, sink: socket.socket, first: bool) -> None:
+        try:
+            while data := source.recv(65536):
+                if first:
+                    first = False
+                    with self.new_request:
+                        self.request_lines.append(data.split(b"\r\n", 1)[0].decode())
+                        self.new_request.notify_all()
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+
+    def channels_requests(self) -> list[str]:
+        return [line for line in self.request_lines if "/channels" in line]
+
+    def wait_for_channels_requests(self, count: int) -> list[str]:
+        with self.new_request:
+            assert self.new_request.wait_for(
+                lambda: len(self.channels_requests()) >= count, TIMEOUT
+            ), self.request_lines
+            return self.channels_requests()
+
+    def cut(self) -> None:
+        """Drop every connection without a close frame (no FIN from the gateway's side)."""
+        for sock in self._sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)  # wakes accept(); close() alone does not
+        except OSError:
+            pass
+        self._listener.close()
+        self.cut()
+        for sock in self._sockets:
+            sock.close()
+        for thread in self._threads:
+            thread.join(TIMEOUT)
+
+
+@pytest.fixture
+def proxy(gateway: Gateway) -> Iterator[Proxy]:
+    forwarder = Proxy(gateway.url)
+    yield forwarder
+    forwarder.close()
+
+
+def test_a_dropped_websocket_reconnects_with_the_same_session(proxy: Proxy) -> None:
+    km = GatewayKernelManager(url=proxy.url)
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=TIMEOUT)
+        kc.execute("x = 41", reply=True, timeout=TIMEOUT)
+        proxy.cut()
+        first, second = proxy.wait_for_channels_requests(2)
+        assert first == second  # same kernel, same ?session_id=
+        assert f"session_id={kc.session.session}" in first
+        reply = kc.execute("x + 1", reply=True, timeout=TIMEOUT)
+        assert reply["content"]["status"] == "ok"
+        assert kc.is_alive()
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel()
+
+
+def test_a_gateway_that_stays_away_ends_in_connection_lost(gateway: Gateway) -> None:
+    forwarder = Proxy(gateway.url)
+    km = GatewayKernelManager(url=forwarder.url, reconnect_attempts=2, reconnect_interval=0.01)
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=TIMEOUT)
+        forwarder.close()  # stops listening too: every reconnection is refused
+        with pytest.raises(ConnectionLost, match="gave up after 2 attempts"):
+            kc.get_shell_msg(timeout=TIMEOUT)
+        with pytest.raises(ConnectionLost):
+            kc.execute("1")
+    finally:
+        kc.stop_channels()
+        gateway.request("DELETE", f"api/kernels/{km.kernel_id}")
+
+
+def test_a_kernel_deleted_by_someone_else_raises_kernel_died(gateway: Gateway) -> None:
+    km = GatewayKernelManager(url=gateway.url)
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=TIMEOUT)
+        assert gateway.request("DELETE", f"api/kernels/{km.kernel_id}").status_code == 204
+        with pytest.raises(KernelDied, match="Kernel does not exist") as caught:
+            while True:
+                kc.get_shell_msg(timeout=TIMEOUT)
+        assert caught.value.kernel_id == km.kernel_id
+        assert not kc.is_alive()
+        assert not km.is_alive()
+        with pytest.raises(KernelDied):
+            km.interrupt_kernel()
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel()  # already gone: nothing to do, no error
+
+
+def test_http_errors_carry_the_gateways_reason_and_message() -> None:
+    with Gateway("--max-kernels", "1", token="right") as gw:
+        with pytest.raises(GatewayHTTPError) as caught:
+            GatewayKernelManager(url=gw.url, auth_token="wrong").start_kernel()
+        assert (caught.value.status, caught.value.reason) == (401, "Unauthorized")
+
+        unknown = GatewayKernelManager(url=gw.url, auth_token="right", kernel_name="nope")
+        with pytest.raises(GatewayHTTPError) as caught:
+            unknown.start_kernel()
+        assert (caught.value.status, caught.value.message) == (
+            404,
+            "Kernel spec does not exist: nope",
+        )
+        assert not isinstance(caught.value, KernelDied)
+
+        km = GatewayKernelManager(url=gw.url, auth_token="right")
+        km.start_kernel()
+        try:
+            with pytest.raises(GatewayHTTPError) as caught:
+                GatewayKernelManager(url=gw.url, auth_token="right").start_kernel()
+            assert (caught.value.status, caught.value.reason) == (403, "Resource Limit")
+
+            intruder = GatewayKernelManager(url=gw.url, auth_token="wrong")
+            intruder.kernel_id = km.kernel_id  # the right kernel, the wrong token
+            kc = intruder.client()
+            kc.start_channels()
+            try:
+                with pytest.raises(GatewayHTTPError) as caught:
+                    kc.get_shell_msg(timeout=TIMEOUT)
+                assert caught.value.status == 401
+            finally:
+                kc.stop_channels()
+        finally:
+            km.shutdown_kernel()
+
+
+def test_a_gateway_that_is_not_there_fails_within_the_timeout() -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}/"  # bound, not listening: refused
+        with pytest.raises(GatewayError, match=r"POST .*/api/kernels failed"):
+            GatewayKernelManager(url=url, connect_timeout=5.0).start_kernel()
+
+
+# --- TLS ----------------------------------------------------------------------------------------
+
+
+def write_certificates(directory: Path) -> tuple[Path, Path, Path]:
+    """A CA, and a certificate for 127.0.0.1 that it signed: (ca.pem, cert.pem, key.pem)."""
+    now = datetime.datetime.now(datetime.UTC)
+
+    def certificate(
+        subject: str, key: Any, issuer: str, issuer_key: Any, ca: bool
+    ) -> x509.Certificate:
+        builder = (
+            x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
+            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
+            .public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(now - datetime.timedelta(hours=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        )
+        if not ca:
+            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
+            builder = builder.add_extension(san, critical=False)
+        return builder.sign(issuer_key, hashes.SHA256())
+
+    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca = certificate("kgw test CA", ca_key, "kgw test CA", ca_key, ca=True)
+    cert = certificate("127.0.0.1", key, "kgw test CA", ca_key, ca=False)
+    paths = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
+    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
+    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    paths[2].write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return paths
+
+
+def test_tls_is_verified_against_the_ca_bundle(tmp_path: Path) -> None:
+    ca, cert, key = write_certificates(tmp_path)
+    endpoint = f"ssl:0:interface=127.0.0.1:certKey={cert}:privateKey={key}"
+    with Gateway("--listen", endpoint) as gw:
+        url = gw.wait_for_line(re.compile(r"listening on (https://\S+)"), TIMEOUT).group(1)
+        with pytest.raises(GatewayError, match="CERTIFICATE_VERIFY_FAILED"):
+            GatewayKernelManager(url=url).start_kernel()
+
+        km = GatewayKernelManager(url=url, ca_certs=str(ca))
+        km.start_kernel()
+        kc = km.client()
+        kc.start_channels()
+        try:
+            reply = kc.execute("6 * 7", reply=True, timeout=TIMEOUT)
+            assert reply["content"]["status"] == "ok"
+            assert km.gateway_settings().ws_url.startswith("wss://")
+        finally:
+            kc.stop_channels()
+            km.shutdown_kernel()
