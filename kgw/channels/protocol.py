@@ -108,12 +108,18 @@ class ChannelsProtocol(WebSocketServerProtocol):
     def deliver(self, parts: wire.Parts) -> None:
         if self.state != self.STATE_OPEN:
             return
-        if self._v1:
-            payload, is_binary = wire.parts_to_v1(parts), True
-        else:
-            payload, is_binary = wire.parts_to_legacy(parts)
+        # iopub goes to every client of a kernel: frame it once per wire format, not per client.
+        wire_format = "v1" if self._v1 else "json"
+        prepared = parts.frames.get(wire_format)
+        if prepared is None:
+            if self._v1:
+                payload, is_binary = wire.parts_to_v1(parts), True
+            else:
+                payload, is_binary = wire.parts_to_legacy(parts)
+            prepared = self.factory.prepareMessage(payload, is_binary)
+            parts.frames[wire_format] = prepared
         if self._paused:
-            self._behind += len(payload)
+            self._behind += len(prepared.payloadHybi)
             behind = _unsent_bytes(self.transport)
             if behind is None:
                 behind = self._behind
@@ -126,7 +132,7 @@ class ChannelsProtocol(WebSocketServerProtocol):
                 self.close_for(TOO_SLOW, f"client too slow: over {self.max_buffer} bytes behind")
                 self.dropConnection(abort=True)
                 return
-        self.sendMessage(payload, isBinary=is_binary)
+        self.sendPreparedMessage(prepared)
 
     def pauseProducing(self) -> None:
         self._paused = True

@@ -47,6 +47,8 @@ class Parts:
     content: bytes
     buffers: tuple[bytes, ...] = ()
     _header: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+    # Framed forms of this message, per wire format, for callers that send it many times.
+    frames: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def json_parts(self) -> tuple[bytes, bytes, bytes, bytes]:
