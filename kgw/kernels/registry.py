@@ -48,7 +48,6 @@ class Kernel:
     manager: AsyncKernelManager
     bridge: ChannelBridge
     env: dict[str, str] = attrs.Factory(dict)  # the environment it was launched with
-    started: float = 0.0  # reactor time the process was launched
     restarts: list[float] = attrs.Factory(list)  # reactor times of automatic restarts
     dead: bool = False
     busy_with: str = ""  # "restarting" or "shutting down" while the registry works on it
@@ -177,7 +176,7 @@ class KernelRegistry:
         kernel_id = str(uuid.uuid4())
         manager = await self._start_process(kernel_id, name, env)
         bridge = ChannelBridge(kernel_id, manager.get_connection_info(), self._zmq, self._clock)
-        kernel = Kernel(kernel_id, name, manager, bridge, env, started=self._clock.seconds())
+        kernel = Kernel(kernel_id, name, manager, bridge, env)
         try:
             await self._make_ready(kernel)
         except KernelStartFailed as e:
@@ -263,7 +262,6 @@ class KernelRegistry:
             else:
                 await as_deferred(kernel.manager.restart_kernel(now=now))
             kernel.dead = False
-            kernel.started = self._clock.seconds()
             kernel.bridge.connect(kernel.manager.get_connection_info())
             kernel.bridge.broadcast_status("starting")
             await self._make_ready(kernel)

@@ -13,6 +13,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from kgw.config import GatewayConfig
+from kgw.errors import NoSuchKernel
 from kgw.kernels.registry import Kernel, KernelRegistry
 
 log = Logger()
@@ -70,7 +71,7 @@ class KernelSupervisor:
     def _still_watched(self, kernel: Kernel) -> bool:
         try:
             return self._registry.get(kernel.id) is kernel and not kernel.busy_with
-        except Exception:
+        except NoSuchKernel:
             return False
 
     async def _revive(self, kernel: Kernel) -> None:

@@ -6,13 +6,12 @@ import json
 import os
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import psutil
 
 from tests.integration.harness import Gateway, KernelSocket, stream_text
+from tests.integration.test_lifecycle import run_twistd
 
 POOL_READY = re.compile(r"pool: (\d+) kernels ready")
 
@@ -115,25 +114,7 @@ def test_pool_counts_toward_the_limit_and_gives_way_to_clients(tmp_path: Path) -
 
 def test_failing_seed_stops_startup_naming_the_cell(tmp_path: Path) -> None:
     seed = write_notebook(tmp_path / "bad.ipynb", "x = 1", "raise ValueError('no data')")
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("KG_")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
-            "--nodaemon",
-            "--pidfile=",
-            "kernelgateway",
-            "--port",
-            "0",
-            "--seed-uri",
-            seed.as_uri(),
-        ],
-        env=environ,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
+    result = run_twistd("--port", "0", "--seed-uri", seed.as_uri())
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
     assert "seed cell 2 failed: ValueError: no data" in output
@@ -141,23 +122,7 @@ def test_failing_seed_stops_startup_naming_the_cell(tmp_path: Path) -> None:
 
 
 def test_unreadable_seed_stops_startup_in_one_line(tmp_path: Path) -> None:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("KG_")}
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
-            "--nodaemon",
-            "--pidfile=",
-            "kernelgateway",
-            "--port",
-            "0",
-        ],
-        env={**environ, "KG_SEED_URI": str(tmp_path / "missing.ipynb")},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = run_twistd("--port", "0", env={"KG_SEED_URI": str(tmp_path / "missing.ipynb")})
     assert result.returncode == 1
     assert "--seed-uri" in result.stderr and "cannot read it" in result.stderr
 
