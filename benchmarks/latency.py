@@ -1,4 +1,4 @@
-"""Workloads 1 and 7: the execute round trip, and starting a kernel cold."""
+"""Workloads 1, 7 and 8: the execute round trip, and starting a kernel cold and from a pool."""
 
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ def percentile(values: Sequence[float], percent: float) -> float:
     return ordered[rank - 1]
 
 
-def latency_row(seconds: Sequence[float], prefix: str = "rtt") -> Row:
-    return {
-        f"{prefix}_p50_ms": percentile(seconds, 50) * 1e3,
-        f"{prefix}_p99_ms": percentile(seconds, 99) * 1e3,
-    }
+def latency_row(
+    seconds: Sequence[float], prefix: str = "rtt", percents: Sequence[int] = (50, 99)
+) -> Row:
+    """Percentiles of ``seconds`` in milliseconds, keyed ``<prefix>_p<percent>_ms``."""
+    return {f"{prefix}_p{p}_ms": percentile(seconds, p) * 1e3 for p in percents}
 
 
 async def measure_round_trips(channels: Channels, count: int, timeout: float) -> list[float]:
@@ -60,12 +60,30 @@ async def timed_round_trips(
 
 async def kernel_start(target: Target, sizes: Sizes, reps: int) -> AsyncIterator[Row]:
     """Workload 7: a new kernel process from the request until its kernel_info_reply."""
+    async for row in _kernel_starts(target, sizes, reps, warm=False):
+        yield row
+
+
+async def pooled_kernel_start(target: Target, sizes: Sizes, reps: int) -> AsyncIterator[Row]:
+    """Workload 8: the same request on a gateway told to keep kernels prespawned, each
+    repetition once its pool is full again."""
+    async for row in _kernel_starts(target, sizes, reps, warm=True):
+        yield row
+
+
+async def _kernel_starts(target: Target, sizes: Sizes, reps: int, warm: bool) -> AsyncIterator[Row]:
     for _ in range(reps):
+        ready: list[float] = []
+        posted: list[float] = []
         async with asyncio.timeout(sizes.timeout):
-            kernel_id, seconds = await target.cold_start()
-            await target.shutdown_kernel(kernel_id)
-        post = seconds.get("post")
-        yield {
-            "ready_ms": seconds["ready"] * 1e3,
-            "post_ms": None if post is None else post * 1e3,
-        }
+            for _ in range(sizes.kernel_starts):
+                start = target.warm_start() if warm else target.cold_start()
+                kernel_id, seconds = await start
+                await target.shutdown_kernel(kernel_id)
+                ready.append(seconds["ready"])
+                if "post" in seconds:
+                    posted.append(seconds["post"])
+        row = latency_row(ready, "ready", (50, 95))
+        # The floor has no POST: its kernel is started in-process.
+        row.update(latency_row(posted, "post", (50, 95)) if posted else {"post_p50_ms": None})
+        yield row

@@ -146,6 +146,20 @@ class GatewayProcess:
             await asyncio.sleep(0.05)
         raise TimeoutError(f"{self.name} did not log {pattern.pattern!r}:\n{self.log_tail()}")
 
+    async def wait_for_log_count(
+        self, pattern: re.Pattern[str], count: int, timeout: float
+    ) -> None:
+        """Wait until ``count`` log lines match ``pattern``; fail if the gateway exits first."""
+        deadline = time.monotonic() + timeout
+        while len(pattern.findall(self.log_text())) < count:
+            self.check_alive()
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"{self.name} did not log {pattern.pattern!r} {count} times:\n"
+                    + self.log_tail()
+                )
+            await asyncio.sleep(0.05)
+
     def check_alive(self) -> None:
         if self.proc.poll() is not None:
             raise RuntimeError(f"{self.name} exited ({self.proc.returncode}):\n{self.log_tail()}")

@@ -114,7 +114,7 @@ async def _run_once(
     outcome: report.Outcome,
 ) -> None:
     """Start the target, add ``reps`` rows to ``outcome``, stop it; record errors, never raise."""
-    target = make_target(target_name, workdir)
+    target = make_target(target_name, workdir, workload.pool)
     profiler: Profiler | None = None
     try:
         await target.start()

@@ -26,6 +26,7 @@ class Sizes:
     idle_kernels: int = 20  # 6
     idle_connections: int = 2_000
     idle_executes: int = 200  # round trips of the one extra client
+    kernel_starts: int = 6  # 7, 8: kernels started one after another per repetition
     start_concurrency: int = 4  # kernels started at once when a workload needs many
     timeout: float = 300.0  # seconds one repetition may take
 
@@ -46,5 +47,6 @@ SMOKE = Sizes(
     idle_kernels=2,
     idle_connections=20,
     idle_executes=10,
+    kernel_starts=1,
     timeout=60.0,
 )

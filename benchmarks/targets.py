@@ -58,6 +58,10 @@ class Target(Protocol):
         """Start a kernel and wait for its kernel_info_reply; return its id and timings (s)."""
         ...
 
+    async def warm_start(self) -> tuple[str, dict[str, float]]:
+        """Like cold_start, once the target's pool of ready kernels is full."""
+        ...
+
     async def shutdown_kernel(self, kernel_id: str) -> None: ...
 
 
@@ -99,6 +103,22 @@ class Floor:
             client.stop_channels()
         return kernel_id, {"ready": time.perf_counter() - start}
 
+    async def warm_start(self) -> tuple[str, dict[str, float]]:
+        """The floor of a pool: a kernel started and ready beforehand; time a new client's
+        kernel_info request until its reply."""
+        kernel_id = await self.start_kernel()
+        start = time.perf_counter()
+        client = self._managers[kernel_id].client(context=self._context)
+        client.start_channels(shell=True, iopub=False, stdin=False, hb=False, control=False)
+        try:
+            msg_id = client.kernel_info()
+            async with asyncio.timeout(KERNEL_TIMEOUT):
+                while parent_id(await client.get_shell_msg()) != msg_id:
+                    pass
+        finally:
+            client.stop_channels()
+        return kernel_id, {"ready": time.perf_counter() - start}
+
     async def start_kernel(self) -> str:
         kernel_id, _ = await self.cold_start()
         return kernel_id
@@ -126,8 +146,9 @@ class GatewayTarget:
 
     name = "gateway"
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, pool: int = 0) -> None:
         self._workdir = workdir
+        self.pool = pool  # kernels the gateway is told to prespawn
         self.process: GatewayProcess | None = None
         self.url = ""
 
@@ -204,13 +225,26 @@ class GatewayTarget:
         ready = time.perf_counter()
         return kernel_id, {"post": created - start, "ready": ready - start}
 
+    async def warm_start(self) -> tuple[str, dict[str, float]]:
+        await self.wait_pool_full()
+        return await self.cold_start()
+
+    async def wait_pool_full(self) -> None:
+        raise NotImplementedError
+
 
 class Kgw(GatewayTarget):
     """kgw under twistd, default settings plus --list-kernels (to find kernels to clean up)."""
 
     name = "kgw"
+    _pooled = re.compile(r"pool: kernel \S+ \(\S+\) ready")
+
+    def __init__(self, workdir: Path, pool: int = 0) -> None:
+        super().__init__(workdir, pool)
+        self._handed_out = 0
 
     def command(self) -> list[str]:
+        pool = ["--prespawn-count", str(self.pool)] if self.pool else []
         return [
             sys.executable,
             "-c",
@@ -222,10 +256,23 @@ class Kgw(GatewayTarget):
             "--listen",
             "tcp:0:interface=127.0.0.1",
             "--list-kernels",
+            *pool,
         ]
 
     async def wait_ready(self, process: GatewayProcess) -> str:
         return (await process.wait_for_log(_KGW_READY, START_TIMEOUT)).group(1)
+
+    async def wait_pool_full(self) -> None:
+        # Every kernel handed out is replaced in the background; wait for the replacement.
+        assert self.process is not None
+        await self.process.wait_for_log_count(
+            self._pooled, self.pool + self._handed_out, KERNEL_TIMEOUT
+        )
+
+    async def warm_start(self) -> tuple[str, dict[str, float]]:
+        result = await super().warm_start()
+        self._handed_out += 1
+        return result
 
 
 class Jkg(GatewayTarget):
@@ -242,7 +289,17 @@ class Jkg(GatewayTarget):
             # jupyter_kernel_gateway 3 ignores --KernelGatewayApp.list_kernels (it warns that
             # the option is not recognized); listing belongs to the websocket personality.
             "--JupyterWebsocketPersonality.list_kernels=True",
+            *([f"--KernelGatewayApp.prespawn_count={self.pool}"] if self.pool else []),
         ]
+
+    async def wait_pool_full(self) -> None:
+        # jupyter_kernel_gateway starts its prespawned kernels at startup and lists them; a
+        # POST /api/kernels never takes one of them (they are there to be found by listing).
+        deadline = time.monotonic() + KERNEL_TIMEOUT
+        while len((await self.request("GET", "api/kernels")).json()) < self.pool:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"jkg did not list its {self.pool} prespawned kernels")
+            await asyncio.sleep(0.1)
 
     async def wait_ready(self, process: GatewayProcess) -> str:
         url = (await process.wait_for_log(_JKG_READY, START_TIMEOUT)).group(1)
@@ -266,13 +323,14 @@ def _free_port() -> int:
         return port
 
 
-def make_target(name: str, workdir: Path) -> Target:
+def make_target(name: str, workdir: Path, pool: int = 0) -> Target:
+    """A target by name; gateways are told to keep ``pool`` kernels prespawned."""
     if name == "floor":
         return Floor()
     if name == "kgw":
-        return Kgw(workdir)
+        return Kgw(workdir, pool)
     if name == "jkg":
-        return Jkg(workdir)
+        return Jkg(workdir, pool)
     raise ValueError(f"unknown target {name!r}")
 
 

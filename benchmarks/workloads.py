@@ -1,4 +1,4 @@
-"""The seven workloads: what each reports, and the goals kgw has to meet.
+"""The eight workloads: what each reports, and the goals kgw has to meet.
 
 A workload is an async generator that starts what it needs on a target and yields one row
 of metric values per repetition. A goal looks at every target's values of the whole run.
@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 from benchmarks.goals import Check, at_most, every, rate, sockets_per_kernel, within
-from benchmarks.latency import execute_round_trip, kernel_start
+from benchmarks.latency import execute_round_trip, kernel_start, pooled_kernel_start
 from benchmarks.scale import idle_scale, many_kernels
 from benchmarks.sizes import Sizes
 from benchmarks.streams import binary_protocol, fan_out, output_streams
@@ -40,6 +40,19 @@ class Workload:
     # A fresh gateway for every repetition, when one repetition changes what the next sees
     # (memory freed by closed connections makes the next repetition's RSS growth look free).
     fresh_per_repetition: bool = False
+    # Kernels the gateways are told to prespawn (--prespawn-count, KG_PRESPAWN_COUNT).
+    pool: int = 0
+
+
+POOL_SIZE = 2
+
+
+def _kernel_start_metrics() -> tuple[Metric, ...]:
+    return (
+        Metric("ready_p50_ms", "request to kernel_info_reply p50", "ms", 0),
+        Metric("ready_p95_ms", "request to kernel_info_reply p95", "ms", 0),
+        Metric("post_p50_ms", "POST /api/kernels answered p50", "ms", 0),
+    )
 
 
 def _stream_metrics(workload: str) -> tuple[Metric, ...]:
@@ -247,10 +260,15 @@ WORKLOADS: tuple[Workload, ...] = (
         "kernel_start",
         "Kernel start (cold)",
         kernel_start,
-        (
-            Metric("ready_ms", "request to kernel_info_reply", "ms", 0),
-            Metric("post_ms", "POST /api/kernels answered", "ms", 0),
-        ),
+        _kernel_start_metrics(),
+    ),
+    Workload(
+        8,
+        "kernel_start_pool",
+        f"Kernel start from a pool of {POOL_SIZE}",
+        pooled_kernel_start,
+        _kernel_start_metrics(),
+        pool=POOL_SIZE,
     ),
 )
 

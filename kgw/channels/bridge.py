@@ -288,19 +288,24 @@ class ChannelBridge:
             pending.idle = True
             pending.settle()
 
-    async def wait_ready(self, timeout: float, interval: float = 1.0) -> None:
+    async def wait_ready(
+        self, timeout: float, first_wait: float = 0.1, longest_wait: float = 1.0
+    ) -> None:
         """Wait until the kernel answers kernel_info and reports idle on iopub.
 
         A SUB socket misses what is published before it has joined, so the request is
-        repeated until iopub carries the answer (jupyter_server calls this a nudge).
+        repeated until iopub carries the answer (jupyter_server calls this a nudge). The
+        waits between attempts start short and double up to ``longest_wait``: a kernel that
+        is up soon is found soon, and a slow one gets few extra requests.
         """
         deadline = self._clock.seconds() + timeout
+        wait = first_wait
         while (remaining := deadline - self._clock.seconds()) > 0:
             try:
-                await self.request("kernel_info_request", {}, min(interval, remaining))
+                await self.request("kernel_info_request", {}, min(wait, remaining))
                 return
             except TimeoutError:
-                continue
+                wait = min(wait * 2, longest_wait)
         raise TimeoutError(f"kernel {self.kernel_id} did not answer within {timeout:.0f}s")
 
 
