@@ -13,6 +13,13 @@ from typing import Any
 import attrs
 
 from kgw.errors import ConfigError
+from kgw.tls import (
+    TLSPolicy,
+    check_key_and_certificate,
+    escape,
+    parse_ssl_version,
+    with_client_ca,
+)
 
 MiB = 1024 * 1024
 
@@ -97,6 +104,35 @@ SETTINGS: tuple[Setting, ...] = (
         _bool,
         "Take the client address from X-Forwarded-For/X-Real-Ip (behind a proxy you trust).",
         flag=True,
+    ),
+    Setting(
+        "certfile",
+        "KG_CERTFILE",
+        "",
+        _text,
+        "PEM certificate (chain) file: serve HTTPS/WSS on --ip/--port.",
+    ),
+    Setting(
+        "keyfile",
+        "KG_KEYFILE",
+        "",
+        _text,
+        "PEM private key of --certfile (default: read from the --certfile file).",
+    ),
+    Setting(
+        "client-ca",
+        "KG_CLIENT_CA",
+        "",
+        _text,
+        "PEM file of CAs: clients must present a certificate signed by one (mutual TLS).",
+    ),
+    Setting(
+        "ssl-version",
+        "KG_SSL_VERSION",
+        "",
+        _text,
+        "Python ssl.PROTOCOL_* number as jupyter_kernel_gateway takes it: 5 pins TLS 1.2; "
+        "never below TLS 1.2.",
     ),
     Setting(
         "log-format",
@@ -283,6 +319,7 @@ class GatewayConfig:
     """The validated settings of one gateway, passed down explicitly."""
 
     listen: tuple[str, ...] = ("tcp:8888:interface=127.0.0.1",)
+    tls: TLSPolicy = attrs.Factory(TLSPolicy)
     port_retries: int = 50  # only for the endpoint made from --ip/--port
     trust_xheaders: bool = False
     notify_socket: str = ""  # systemd's $NOTIFY_SOCKET, for Type=notify
@@ -359,11 +396,39 @@ def load(
         except ConfigError as e:
             raise ConfigError(f"{source}: {e}") from None
     port_retries = 0
+    certfile, keyfile = values["certfile"], values["keyfile"]
+    if (certfile or keyfile) and listen:
+        raise ConfigError(
+            "--certfile/--keyfile (KG_CERTFILE/KG_KEYFILE) serve TLS on --ip/--port; with "
+            "--listen, give ssl: endpoints instead (privateKey=...:certKey=...)"
+        )
+    if keyfile and not certfile:
+        raise ConfigError("--keyfile (KG_KEYFILE) needs --certfile (KG_CERTFILE)")
     if not listen:
-        listen = (_tcp_endpoint(values["ip"], values["port"]),)
+        endpoint = _tcp_endpoint(values["ip"], values["port"])
+        if certfile:
+            try:
+                check_key_and_certificate(keyfile or certfile, certfile)
+            except ConfigError as e:
+                raise ConfigError(f"--{'keyfile' if keyfile else 'certfile'}: {e}") from None
+            endpoint = _ssl_endpoint(endpoint, certfile, keyfile or certfile)
+        listen = (endpoint,)
         port_retries = values["port-retries"] if values["port"] else 0
+    try:
+        tls = parse_ssl_version(values["ssl-version"])
+    except ConfigError as e:
+        raise ConfigError(f"--ssl-version: {e}") from None
+    try:
+        tls = with_client_ca(tls, values["client-ca"])
+    except ConfigError as e:
+        raise ConfigError(f"--client-ca: {e}") from None
+    if values["client-ca"] and not any(d.startswith("ssl:") for d in listen):
+        raise ConfigError(
+            "--client-ca (KG_CLIENT_CA) needs TLS: set --certfile or --listen ssl:..."
+        )
     config = GatewayConfig(
         listen=listen,
+        tls=tls,
         port_retries=port_retries,
         trust_xheaders=values["trust-xheaders"],
         notify_socket=environ.get("NOTIFY_SOCKET", ""),
@@ -411,6 +476,13 @@ def _tcp_endpoint(ip: str, port: int) -> str:
     interface = str(address).replace(":", "\\:")
     kind = "tcp6" if address.version == 6 else "tcp"
     return f"{kind}:{port}:interface={interface}"
+
+
+def _ssl_endpoint(tcp: str, certfile: str, keyfile: str) -> str:
+    """The TLS twin of a tcp:/tcp6: endpoint string."""
+    _, port, *rest = tcp.split(":", 2)
+    interface = f":{rest[0]}" if rest else ""
+    return f"ssl:{port}{interface}:privateKey={escape(keyfile)}:certKey={escape(certfile)}"
 
 
 def is_loopback(interface: str) -> bool:

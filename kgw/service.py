@@ -24,6 +24,7 @@ from kgw.kernels.registry import KernelRegistry
 from kgw.kernels.sessions import SessionManager
 from kgw.kernels.supervisor import KernelSupervisor
 from kgw.systemd import notify
+from kgw.tls import TLSPolicy, secure
 from kgw.web import api, kernels, sessions
 from kgw.web.app import GatewayApp
 from kgw.web.auth import redact_token
@@ -135,9 +136,16 @@ class ListenService(Service):
     """Listens on one endpoint string; a failure to listen stops startup with one line."""
 
     def __init__(
-        self, reactor: Any, description: str, site: Site, base_url: str, retries: int = 0
+        self,
+        reactor: Any,
+        description: str,
+        site: Site,
+        base_url: str,
+        retries: int = 0,
+        tls: TLSPolicy | None = None,
     ) -> None:
         self._reactor = reactor
+        self._tls = tls or TLSPolicy()
         self._description = description
         self._retries = retries
         self._site = site
@@ -170,7 +178,8 @@ class ListenService(Service):
 
     def _listen(self, description: str) -> Any:
         outcome: list[Any] = []
-        serverFromString(self._reactor, description).listen(self._site).addBoth(outcome.append)
+        endpoint = secure(serverFromString(self._reactor, description), self._tls)
+        endpoint.listen(self._site).addBoth(outcome.append)
         if not outcome:
             raise SystemExit(f"kernelgateway: --listen {description!r} did not bind at once")
         return outcome[0]
@@ -214,8 +223,10 @@ def build_gateway(
     KernelService(
         registry, supervisor, zmq_factory, reactor, config.notify_socket
     ).setServiceParent(gateway)
+    if config.tls.warning:
+        log.warn("kernelgateway: {warning}", warning=config.tls.warning)
     for description in config.listen:
         ListenService(
-            reactor, description, site, config.base_url, config.port_retries
+            reactor, description, site, config.base_url, config.port_retries, config.tls
         ).setServiceParent(gateway)
     return gateway

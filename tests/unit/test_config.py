@@ -13,6 +13,7 @@ from kgw import config
 from kgw.config import CorsPolicy, GatewayConfig
 from kgw.errors import ConfigError
 from kgw.tap import Options, check_listen
+from tests.certs import Authority
 
 Getter = Callable[[GatewayConfig], Any]
 
@@ -111,7 +112,52 @@ SETTING_CASES: dict[str, tuple[str, Getter, Any]] = {
     "cull-interval": ("10", lambda c: c.cull_interval, 10),
     "cull-connected": ("", lambda c: c.cull_connected, True),
     "cull-busy": ("", lambda c: c.cull_busy, True),
+    "certfile": (
+        "{pki}/both.pem",
+        lambda c: c.listen,
+        ("ssl:8888:interface=127.0.0.1:privateKey={pki}/both.pem:certKey={pki}/both.pem",),
+    ),
+    "keyfile": (
+        "{pki}/key.pem",
+        lambda c: c.listen,
+        ("ssl:8888:interface=127.0.0.1:privateKey={pki}/key.pem:certKey={pki}/cert.pem",),
+    ),
+    "client-ca": ("{pki}/ours-ca.pem", lambda c: c.tls.client_ca, "{pki}/ours-ca.pem"),
+    "ssl-version": ("5", lambda c: c.tls.tls12_only, True),
 }
+# Flags some settings need beside them (a key needs its certificate, a client CA needs TLS).
+COMPANIONS = {
+    "keyfile": ("--certfile", "{pki}/cert.pem"),
+    "client-ca": ("--certfile", "{pki}/both.pem"),
+}
+
+
+@pytest.fixture(scope="module")
+def pki(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A server certificate and key, alone and in one file, and the CA that signed them."""
+    directory = tmp_path_factory.mktemp("pki")
+    issued = Authority(directory, "ours").issue("localhost", server=True)
+    issued.cert.rename(directory / "cert.pem")
+    issued.key.rename(directory / "key.pem")
+    both = (directory / "key.pem").read_text() + (directory / "cert.pem").read_text()
+    (directory / "both.pem").write_text(both)
+    return directory
+
+
+def case(name: str, pki: Path) -> tuple[str, Getter, Any, list[str]]:
+    """SETTING_CASES[name] with certificate paths filled in, and the flags it needs beside."""
+    value, read, expected = SETTING_CASES[name]
+
+    def fill(item: Any) -> Any:
+        if isinstance(item, str):
+            return item.replace("{pki}", str(pki))
+        if isinstance(item, tuple):
+            return tuple(fill(x) for x in item)
+        return item
+
+    return fill(value), read, fill(expected), [fill(a) for a in COMPANIONS.get(name, ())]
+
+
 SETTINGS_BY_NAME = {setting.name: setting for setting in config.SETTINGS}
 ENV_SETTINGS = [setting.name for setting in config.SETTINGS if setting.env is not None]
 
@@ -121,21 +167,21 @@ def test_every_setting_has_a_case_here() -> None:
 
 
 @pytest.mark.parametrize("name", ENV_SETTINGS)
-def test_every_variable_is_read(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    value, read, expected = SETTING_CASES[name]
+def test_every_variable_is_read(name: str, monkeypatch: pytest.MonkeyPatch, pki: Path) -> None:
+    value, read, expected, companions = case(name, pki)
     env = SETTINGS_BY_NAME[name].env
     assert env is not None
     monkeypatch.setenv(env, value)
 
-    assert read(parse()) == expected
+    assert read(parse(*companions)) == expected
 
 
 @pytest.mark.parametrize("name", sorted(SETTING_CASES))
-def test_every_flag_is_read(name: str) -> None:
-    value, read, expected = SETTING_CASES[name]
+def test_every_flag_is_read(name: str, pki: Path) -> None:
+    value, read, expected, companions = case(name, pki)
     argv = [f"--{name}"] if SETTINGS_BY_NAME[name].flag else [f"--{name}", value]
 
-    assert read(parse(*argv)) == expected
+    assert read(parse(*argv, *companions)) == expected
 
 
 def test_variables_are_the_ones_jupyter_kernel_gateway_reads() -> None:
