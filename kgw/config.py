@@ -13,13 +13,7 @@ from typing import Any
 import attrs
 
 from kgw.errors import ConfigError
-from kgw.tls import (
-    TLSPolicy,
-    check_key_and_certificate,
-    escape,
-    parse_ssl_version,
-    with_client_ca,
-)
+from kgw.tls import TLSPolicy, parse_ssl_version, with_files
 
 MiB = 1024 * 1024
 
@@ -110,7 +104,7 @@ SETTINGS: tuple[Setting, ...] = (
         "KG_CERTFILE",
         "",
         _text,
-        "PEM certificate (chain) file: serve HTTPS/WSS on --ip/--port.",
+        "PEM certificate (chain) file: serve HTTPS/WSS on every endpoint that is not ssl:.",
     ),
     Setting(
         "keyfile",
@@ -396,33 +390,15 @@ def load(
         except ConfigError as e:
             raise ConfigError(f"{source}: {e}") from None
     port_retries = 0
-    certfile, keyfile = values["certfile"], values["keyfile"]
-    if (certfile or keyfile) and listen:
-        raise ConfigError(
-            "--certfile/--keyfile (KG_CERTFILE/KG_KEYFILE) serve TLS on --ip/--port; with "
-            "--listen, give ssl: endpoints instead (privateKey=...:certKey=...)"
-        )
-    if keyfile and not certfile:
-        raise ConfigError("--keyfile (KG_KEYFILE) needs --certfile (KG_CERTFILE)")
     if not listen:
-        endpoint = _tcp_endpoint(values["ip"], values["port"])
-        if certfile:
-            try:
-                check_key_and_certificate(keyfile or certfile, certfile)
-            except ConfigError as e:
-                raise ConfigError(f"--{'keyfile' if keyfile else 'certfile'}: {e}") from None
-            endpoint = _ssl_endpoint(endpoint, certfile, keyfile or certfile)
-        listen = (endpoint,)
+        listen = (_tcp_endpoint(values["ip"], values["port"]),)
         port_retries = values["port-retries"] if values["port"] else 0
     try:
         tls = parse_ssl_version(values["ssl-version"])
     except ConfigError as e:
         raise ConfigError(f"--ssl-version: {e}") from None
-    try:
-        tls = with_client_ca(tls, values["client-ca"])
-    except ConfigError as e:
-        raise ConfigError(f"--client-ca: {e}") from None
-    if values["client-ca"] and not any(d.startswith("ssl:") for d in listen):
+    tls = with_files(tls, values["certfile"], values["keyfile"], values["client-ca"])
+    if tls.client_ca and not tls.certfile and not any(d.startswith("ssl:") for d in listen):
         raise ConfigError(
             "--client-ca (KG_CLIENT_CA) needs TLS: set --certfile or --listen ssl:..."
         )
@@ -476,13 +452,6 @@ def _tcp_endpoint(ip: str, port: int) -> str:
     interface = str(address).replace(":", "\\:")
     kind = "tcp6" if address.version == 6 else "tcp"
     return f"{kind}:{port}:interface={interface}"
-
-
-def _ssl_endpoint(tcp: str, certfile: str, keyfile: str) -> str:
-    """The TLS twin of a tcp:/tcp6: endpoint string."""
-    _, port, *rest = tcp.split(":", 2)
-    interface = f":{rest[0]}" if rest else ""
-    return f"ssl:{port}{interface}:privateKey={escape(keyfile)}:certKey={escape(certfile)}"
 
 
 def is_loopback(interface: str) -> bool:

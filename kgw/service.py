@@ -146,6 +146,7 @@ class ListenService(Service):
     ) -> None:
         self._reactor = reactor
         self._tls = tls or TLSPolicy()
+        self._secure = False
         self._description = description
         self._retries = retries
         self._site = site
@@ -170,7 +171,7 @@ class ListenService(Service):
         host = getattr(address, "host", None)
         if host is not None:
             shown = f"[{host}]" if ":" in host else host
-            scheme = "https" if self._description.startswith("ssl:") else "http"
+            scheme = "https" if self._secure else "http"
             url = f"{scheme}://{shown}:{address.port}{self._base_url}"
         else:
             url = f"{address}"
@@ -178,8 +179,9 @@ class ListenService(Service):
 
     def _listen(self, description: str) -> Any:
         outcome: list[Any] = []
-        endpoint = secure(serverFromString(self._reactor, description), self._tls)
-        endpoint.listen(self._site).addBoth(outcome.append)
+        endpoint = serverFromString(self._reactor, description)
+        factory, self._secure = secure(endpoint, self._site, self._tls)
+        endpoint.listen(factory).addBoth(outcome.append)
         if not outcome:
             raise SystemExit(f"kernelgateway: --listen {description!r} did not bind at once")
         return outcome[0]

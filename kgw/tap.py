@@ -57,7 +57,7 @@ class Options(usage.Options):
                 flags[setting.name] = value
         try:
             self.gateway_config = kgw_config.load(flags, os.environ, tuple(self["listen"]))
-            check_listen(self.gateway_config, explicit=bool(self["listen"]))
+            check_listen(self.gateway_config)
             parent = getattr(self, "parent", None)
             if self.gateway_config.log_format == "json" and parent is not None:
                 # twistd builds its log observer from --logger after parsing options.
@@ -67,7 +67,7 @@ class Options(usage.Options):
             raise SystemExit(f"kernelgateway: {e}") from None
 
 
-def check_listen(gateway_config: kgw_config.GatewayConfig, explicit: bool = True) -> None:
+def check_listen(gateway_config: kgw_config.GatewayConfig) -> None:
     """Reject endpoint strings Twisted cannot parse, and public listening without a token."""
     from OpenSSL.crypto import Error as OpenSSLError
     from twisted.internet.endpoints import UNIXServerEndpoint, serverFromString
@@ -75,12 +75,9 @@ def check_listen(gateway_config: kgw_config.GatewayConfig, explicit: bool = True
 
     from kgw.tls import check_key_and_certificate, endpoint_files
 
-    # Endpoints made from --certfile/--keyfile: kgw.config checked (and named) their files.
-    generated = () if explicit else gateway_config.listen
-
     for description in gateway_config.listen:
         files = endpoint_files(description)
-        if files is not None and description not in generated:
+        if files is not None:
             try:
                 check_key_and_certificate(*files)
             except ConfigError as e:

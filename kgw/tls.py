@@ -17,7 +17,7 @@ from typing import Any
 import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from OpenSSL import SSL
+from OpenSSL import SSL, crypto
 from twisted.internet.interfaces import IOpenSSLContextFactory
 from zope.interface import implementer
 
@@ -38,6 +38,8 @@ _OLD = ("PROTOCOL_TLSv1", "PROTOCOL_TLSv1_1")
 class TLSPolicy:
     """What every TLS endpoint of the gateway enforces."""
 
+    certfile: str = ""  # --certfile: TLS on every endpoint that is not already ssl:
+    keyfile: str = ""  # --keyfile (default: the key is in the --certfile file)
     tls12_only: bool = False  # --ssl-version 5 (PROTOCOL_TLSv1_2): TLS 1.2 and nothing else
     client_ca: str = ""  # PEM file of the CA(s) client certificates must be signed by
     warning: str = ""  # said at startup: a requested setting kgw would not honour
@@ -69,10 +71,21 @@ def parse_ssl_version(value: str) -> TLSPolicy:
     raise ConfigError(f"expected a Python ssl protocol number: one of {known}; got {value!r}")
 
 
-def with_client_ca(policy: TLSPolicy, client_ca: str) -> TLSPolicy:
+def with_files(policy: TLSPolicy, certfile: str, keyfile: str, client_ca: str) -> TLSPolicy:
+    """The policy with its certificate, key and client CA files, each checked."""
+    if keyfile and not certfile:
+        raise ConfigError("--keyfile (KG_KEYFILE) needs --certfile (KG_CERTFILE)")
+    if certfile:
+        try:
+            check_key_and_certificate(keyfile or certfile, certfile)
+        except ConfigError as e:
+            raise ConfigError(f"--{'keyfile' if keyfile else 'certfile'}: {e}") from None
     if client_ca:
-        check_ca_file(client_ca)
-    return attrs.evolve(policy, client_ca=client_ca)
+        try:
+            check_ca_file(client_ca)
+        except ConfigError as e:
+            raise ConfigError(f"--client-ca: {e}") from None
+    return attrs.evolve(policy, certfile=certfile, keyfile=keyfile, client_ca=client_ca)
 
 
 def _read(path: str) -> bytes:
@@ -95,20 +108,39 @@ def check_ca_file(path: str) -> None:
     _certificates(path)
 
 
-def check_key_and_certificate(key_path: str, cert_path: str) -> None:
+def _key_and_certificates(key_path: str, cert_path: str) -> tuple[Any, list[x509.Certificate]]:
     """Load both as OpenSSL would at the first handshake; raise ConfigError naming the file."""
-    certificate = _certificates(cert_path)[0]
+    certificates = _certificates(cert_path)
     try:
         key = serialization.load_pem_private_key(_read(key_path), password=None)
     except (ValueError, TypeError):
         raise ConfigError(f"{key_path}: no PEM private key in it (or it is encrypted)") from None
     context = SSL.Context(SSL.TLS_SERVER_METHOD)
     try:
-        context.use_certificate(certificate)
+        context.use_certificate(certificates[0])
         context.use_privatekey(key)  # type: ignore[arg-type]
         context.check_privatekey()
     except SSL.Error:
         raise ConfigError(f"{key_path}: this key does not belong to {cert_path}") from None
+    return key, certificates
+
+
+def check_key_and_certificate(key_path: str, cert_path: str) -> None:
+    _key_and_certificates(key_path, cert_path)
+
+
+def context_factory(policy: TLSPolicy) -> PolicyContextFactory:
+    """The TLS server context of --certfile/--keyfile, with the policy applied."""
+    from twisted.internet.ssl import CertificateOptions
+
+    key, certificates = _key_and_certificates(policy.keyfile or policy.certfile, policy.certfile)
+    first, *chain = (crypto.X509.from_cryptography(c) for c in certificates)
+    options = CertificateOptions(
+        privateKey=crypto.PKey.from_cryptography_key(key),
+        certificate=first,
+        extraCertChain=chain,
+    )
+    return PolicyContextFactory(options, policy)
 
 
 def endpoint_files(description: str) -> tuple[str, str] | None:
@@ -145,11 +177,6 @@ def _split(description: str) -> list[str]:
     return fields
 
 
-def escape(value: str) -> str:
-    """A value made safe for an endpoint string."""
-    return value.replace("\\", "\\\\").replace(":", "\\:").replace("=", "\\=")
-
-
 @implementer(IOpenSSLContextFactory)
 class PolicyContextFactory:
     """Wraps an endpoint's context factory and applies the gateway's TLS policy to it."""
@@ -173,12 +200,20 @@ class PolicyContextFactory:
         return self._context
 
 
-def secure(endpoint: Any, policy: TLSPolicy) -> Any:
-    """Give a TLS server endpoint kgw's policy; other endpoints are returned as they are."""
+def secure(endpoint: Any, factory: Any, policy: TLSPolicy) -> tuple[Any, bool]:
+    """The factory to listen with on ``endpoint``, and whether it speaks TLS.
+
+    An ``ssl:`` endpoint gets kgw's policy on its own certificate; with --certfile, any other
+    endpoint (tcp:, systemd:, ...) is wrapped in TLS with that certificate.
+    """
     from twisted.internet.endpoints import SSL4ServerEndpoint
+    from twisted.protocols.tls import TLSMemoryBIOFactory
 
     if isinstance(endpoint, SSL4ServerEndpoint):
         # The endpoint keeps its context factory in a private attribute; there is no public
         # way to reach the OpenSSL context an ``ssl:`` string builds.
         endpoint._sslContextFactory = PolicyContextFactory(endpoint._sslContextFactory, policy)
-    return endpoint
+        return factory, True
+    if policy.certfile:
+        return TLSMemoryBIOFactory(context_factory(policy), False, factory), True
+    return factory, False

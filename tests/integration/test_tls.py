@@ -155,6 +155,21 @@ def test_listen_on_an_ssl_endpoint_string(pki: dict[str, Any], gateways: list[TL
         handshake(gateway.port, old_tls_client(ca.cert, ssl.TLSVersion.TLSv1_1))
 
 
+def test_certfile_wraps_listen_endpoints_in_tls(
+    pki: dict[str, Any], gateways: list[TLSGateway]
+) -> None:
+    server: Issued = pki["server"]
+    listen = "tcp:0:interface=127.0.0.1"
+    gateway = TLSGateway(
+        "--listen", listen, "--certfile", str(server.cert), "--keyfile", str(server.key)
+    )
+    gateways.append(gateway)
+    ca: Authority = pki["ca"]
+    assert requests.get(gateway.url + "api", verify=str(ca.cert), timeout=30).ok
+    with pytest.raises(ssl.SSLError):
+        handshake(gateway.port, old_tls_client(ca.cert, ssl.TLSVersion.TLSv1_1))
+
+
 def old_tls_client(ca: Path, version: ssl.TLSVersion) -> ssl.SSLContext:
     """A client that speaks only ``version``, with OpenSSL's own floor lowered so that the
     refusal, if any, is the server's."""

@@ -112,15 +112,11 @@ SETTING_CASES: dict[str, tuple[str, Getter, Any]] = {
     "cull-interval": ("10", lambda c: c.cull_interval, 10),
     "cull-connected": ("", lambda c: c.cull_connected, True),
     "cull-busy": ("", lambda c: c.cull_busy, True),
-    "certfile": (
-        "{pki}/both.pem",
-        lambda c: c.listen,
-        ("ssl:8888:interface=127.0.0.1:privateKey={pki}/both.pem:certKey={pki}/both.pem",),
-    ),
+    "certfile": ("{pki}/both.pem", lambda c: c.tls.certfile, "{pki}/both.pem"),
     "keyfile": (
         "{pki}/key.pem",
-        lambda c: c.listen,
-        ("ssl:8888:interface=127.0.0.1:privateKey={pki}/key.pem:certKey={pki}/cert.pem",),
+        lambda c: (c.tls.keyfile, c.tls.certfile),
+        ("{pki}/key.pem", "{pki}/cert.pem"),
     ),
     "client-ca": ("{pki}/ours-ca.pem", lambda c: c.tls.client_ca, "{pki}/ours-ca.pem"),
     "ssl-version": ("5", lambda c: c.tls.tls12_only, True),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kgw.errors import ConfigError
-from kgw.tls import TLSPolicy, endpoint_files, escape, parse_ssl_version
+from kgw.tls import TLSPolicy, endpoint_files, parse_ssl_version
 
 
 @pytest.mark.parametrize("value", ["", "2", "17", "PROTOCOL_TLS", "PROTOCOL_SSLv23", "TLS"])
@@ -35,6 +35,5 @@ def test_endpoint_files() -> None:
     assert endpoint_files("tcp:8888") is None
     assert endpoint_files("ssl:8443") == ("server.pem", "server.pem")
     assert endpoint_files("ssl:8443:privateKey=k.pem") == ("k.pem", "k.pem")
-    path = "/etc/kgw:tls/c=1.pem"
-    description = f"ssl:8443:interface=\\:\\:1:privateKey=k.pem:certKey={escape(path)}"
-    assert endpoint_files(description) == ("k.pem", path)
+    description = "ssl:8443:interface=\\:\\:1:privateKey=k.pem:certKey=/etc/kgw\\:tls/c.pem"
+    assert endpoint_files(description) == ("k.pem", "/etc/kgw:tls/c.pem")
