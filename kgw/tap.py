@@ -88,6 +88,11 @@ def check_listen(gateway_config: kgw_config.GatewayConfig) -> None:
             reason = str(e) or type(e).__name__
             if description.startswith("systemd:"):
                 reason = "no such inherited socket (LISTEN_FDS/LISTEN_FDNAMES)"
+                if os.environ.get("LISTEN_FDS") and not os.environ.get("LISTEN_FDNAMES"):
+                    reason += (
+                        "; LISTEN_FDS is set without LISTEN_FDNAMES, which Twisted needs "
+                        "(systemd sets both; systemd-socket-activate needs --fdname)"
+                    )
             raise ConfigError(f"--listen {description!r}: {reason}") from None
         if isinstance(endpoint, UNIXServerEndpoint):
             continue
