@@ -145,6 +145,14 @@ SETTINGS: tuple[Setting, ...] = (
         "Allow listening on a non-loopback interface without --auth-token.",
         flag=True,
     ),
+    Setting(
+        "metrics-unauthenticated",
+        None,
+        "false",
+        _bool,
+        "Serve /metrics and /api/status without the token (for a Prometheus scraper).",
+        flag=True,
+    ),
     Setting("allow-origin", "KG_ALLOW_ORIGIN", "", _text, "Access-Control-Allow-Origin value."),
     Setting(
         "allow-credentials",
@@ -321,6 +329,7 @@ class GatewayConfig:
     base_url: str = "/"
     auth_token: str = ""
     allow_unauthenticated: bool = False
+    metrics_unauthenticated: bool = False
     cors: CorsPolicy = CorsPolicy()
     max_kernels: int = 0
     default_kernel_name: str = ""
@@ -412,6 +421,7 @@ def load(
         base_url=normalize_base_url(values["base-url"]),
         auth_token=values["auth-token"],
         allow_unauthenticated=values["allow-unauthenticated"],
+        metrics_unauthenticated=values["metrics-unauthenticated"],
         cors=CorsPolicy(
             allow_origin=values["allow-origin"],
             allow_credentials=values["allow-credentials"],

@@ -18,6 +18,7 @@ from txzmq import ZmqConnection, ZmqEndpoint, ZmqEndpointType, ZmqFactory
 
 from kgw.channels import wire
 from kgw.channels.router import Router
+from kgw.metrics import TO_CLIENTS, TO_KERNEL, Traffic
 
 log = Logger()
 
@@ -101,8 +102,10 @@ class ChannelBridge:
         connection_info: Mapping[str, Any],
         zmq_factory: ZmqFactory,
         clock: IReactorTime,
+        traffic: Traffic | None = None,
     ) -> None:
         self.kernel_id = kernel_id
+        self._traffic = traffic or Traffic()
         self._factory = zmq_factory
         self._clock = clock
         self._router: Router[Hashable] = Router()
@@ -191,9 +194,12 @@ class ChannelBridge:
             raise wire.FrameError(f"unknown channel {parts.channel!r}")
         self._router.request(connection, parts)
         self.last_activity = _utcnow()
-        sock.send(wire.parts_to_zmq(parts, self._signer))
+        frames = wire.parts_to_zmq(parts, self._signer)
+        self._traffic.add(parts.channel, TO_KERNEL, sum(map(len, frames)))
+        sock.send(frames)
 
     def _from_kernel(self, channel: str, frames: list[bytes]) -> None:
+        self._traffic.add(channel, TO_CLIENTS, sum(map(len, frames)))
         try:
             parts = wire.zmq_to_parts(channel, frames, self._signer)
             msg_type = parts.msg_type

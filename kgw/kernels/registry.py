@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -31,6 +32,7 @@ from kgw.errors import (
 )
 from kgw.kernels.pool import KernelPool
 from kgw.kernels.seed import NO_SEED, load_seed, run_seed
+from kgw.metrics import GatewayMetrics
 
 log = Logger()
 
@@ -73,8 +75,11 @@ class KernelRegistry:
         zmq_factory: ZmqFactory,
         environ: Mapping[str, str],
         kernel_spec_manager: KernelSpecManager | None = None,
+        metrics: GatewayMetrics | None = None,
     ) -> None:
         self._config = config
+        self.metrics = metrics or GatewayMetrics()
+        self.metrics.watch(self)
         self._clock = clock
         self._zmq = zmq_factory
         self._environ = dict(environ)
@@ -165,7 +170,11 @@ class KernelRegistry:
         victim = self.pool.pick_victim()
         if victim is None:
             raise KernelLimitReached(self._config.max_kernels)
-        log.info("pool: kernel {kernel_id} shut down to make room", kernel_id=victim.id)
+        log.info(
+            "pool: kernel {kernel_id} ({name}) shut down to make room",
+            kernel_id=victim.id,
+            name=victim.name,
+        )
         await self._stop_process(victim, now=True)
 
     async def launch(self, name: str, env: dict[str, str]) -> Kernel:
@@ -175,7 +184,9 @@ class KernelRegistry:
         """
         kernel_id = str(uuid.uuid4())
         manager = await self._start_process(kernel_id, name, env)
-        bridge = ChannelBridge(kernel_id, manager.get_connection_info(), self._zmq, self._clock)
+        bridge = ChannelBridge(
+            kernel_id, manager.get_connection_info(), self._zmq, self._clock, self.metrics.traffic
+        )
         kernel = Kernel(kernel_id, name, manager, bridge, env)
         try:
             await self._make_ready(kernel)
@@ -216,6 +227,7 @@ class KernelRegistry:
 
     async def start(self, name: str | None, client_env: Mapping[str, str] | None) -> Kernel:
         """A ready kernel for a client: from the pool when one fits, else a new one."""
+        requested = time.monotonic()
         name = self._config.force_kernel_name or name or self.default_kernel_name
         self.kernel_spec(name)
         if client_env is not None:
@@ -225,7 +237,12 @@ class KernelRegistry:
         # A pooled kernel inherited the gateway's environment: it suits requests without env.
         kernel = self.pool.take(name) if client_env is None else None
         if kernel is not None:
-            log.info("kernel {kernel_id} ({name}) handed out", kernel_id=kernel.id, name=name)
+            log.info(
+                "kernel {kernel_id} ({name}) handed out from the pool",
+                kernel_id=kernel.id,
+                name=name,
+            )
+            self.metrics.observe_start("pool", requested)
         else:
             await self._make_room()
             self._starting += 1
@@ -234,6 +251,7 @@ class KernelRegistry:
             finally:
                 self._starting -= 1
             log.info("kernel {kernel_id} ({name}) started", kernel_id=kernel.id, name=name)
+            self.metrics.observe_start("cold", requested)
         self._kernels[kernel.id] = kernel
         self.pool.refill()
         return kernel
@@ -241,15 +259,20 @@ class KernelRegistry:
     async def interrupt(self, kernel_id: str) -> None:
         kernel = self.get(kernel_id)
         await as_deferred(kernel.manager.interrupt_kernel())
-        log.info("kernel {kernel_id} interrupted", kernel_id=kernel_id)
+        log.info("kernel {kernel_id} ({name}) interrupted", kernel_id=kernel_id, name=kernel.name)
 
     async def restart(self, kernel_id: str) -> Kernel:
         """Restart on a client's request (the seed runs again)."""
         kernel = self.get(kernel_id)
         if kernel.busy_with:
             raise Conflict(f"Kernel {kernel_id} is {kernel.busy_with}")
+        self.metrics.restarts.labels("requested").inc()
         await self._restart(kernel, now=False)
-        log.info("kernel {kernel_id} restarted", kernel_id=kernel_id)
+        log.info(
+            "kernel {kernel_id} ({name}) restarted (requested)",
+            kernel_id=kernel_id,
+            name=kernel.name,
+        )
         return kernel
 
     async def _restart(self, kernel: Kernel, now: bool) -> None:
@@ -289,14 +312,20 @@ class KernelRegistry:
             window=window,
         )
         kernel.bridge.broadcast_status("restarting")
+        self.metrics.restarts.labels("died").inc()
         try:
             await self._restart(kernel, now=True)
         except KernelStartFailed as e:
             await self._declare_dead(kernel, e.message)
             return
-        log.info("kernel {kernel_id} restarted after dying", kernel_id=kernel.id)
+        log.info(
+            "kernel {kernel_id} ({name}) restarted (it had died)",
+            kernel_id=kernel.id,
+            name=kernel.name,
+        )
 
     async def _declare_dead(self, kernel: Kernel, reason: str) -> None:
+        self.metrics.deaths.inc()
         log.error(
             "kernel {kernel_id} ({name}) is dead: {reason}",
             kernel_id=kernel.id,
@@ -320,7 +349,12 @@ class KernelRegistry:
         if kernel is None:
             raise NoSuchKernel(kernel_id)
         await self._stop_process(kernel, now)
-        log.info("kernel {kernel_id} shut down ({reason})", kernel_id=kernel_id, reason=reason)
+        log.info(
+            "kernel {kernel_id} ({name}) shut down ({reason})",
+            kernel_id=kernel_id,
+            name=kernel.name,
+            reason=reason,
+        )
         self.pool.refill()
 
     async def _stop_process(self, kernel: Kernel, now: bool) -> None:

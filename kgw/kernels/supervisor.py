@@ -65,7 +65,11 @@ class KernelSupervisor:
             Deferred.fromCoroutine(self._revive(kernel))
         for kernel in registry.pool.ready():
             if not await registry.is_alive(kernel) and registry.pool.discard(kernel):
-                log.warn("pool: kernel {kernel_id} died; replacing it", kernel_id=kernel.id)
+                log.warn(
+                    "pool: kernel {kernel_id} ({name}) died; replacing it",
+                    kernel_id=kernel.id,
+                    name=kernel.name,
+                )
                 await registry.retire(kernel)
 
     def _still_watched(self, kernel: Kernel) -> bool:
@@ -104,3 +108,5 @@ class KernelSupervisor:
                 await self._registry.shutdown(kernel.id, reason=reason)
             except Exception:
                 log.failure("kernel {kernel_id}: cull failed", kernel_id=kernel.id)
+            else:
+                self._registry.metrics.culls.inc()

@@ -9,6 +9,7 @@ import os
 from typing import Any
 from urllib.parse import quote
 
+from prometheus_client import CONTENT_TYPE_LATEST
 from twisted.web.iweb import IRequest
 
 import kgw
@@ -92,7 +93,17 @@ def install(app: GatewayApp, registry: KernelRegistry) -> None:
     async def openapi_yaml(request: IRequest) -> bytes:
         return await openapi(request, b"application/yaml")
 
+    async def status(request: IRequest) -> bytes:
+        return json_body(request, 200, registry.metrics.status())
+
+    async def metrics(request: IRequest) -> bytes:
+        request.setHeader(b"Content-Type", CONTENT_TYPE_LATEST.encode())
+        return registry.metrics.exposition()
+
     app.route("api", ["GET"], api_info)
+    open_metrics = app.config.metrics_unauthenticated
+    app.route("api/status", ["GET"], status, auth_required=not open_metrics)
+    app.route("metrics", ["GET"], metrics, auth_required=not open_metrics)
     # The API description is public, as in jupyter_kernel_gateway.
     app.route("api/swagger.json", ["GET"], openapi_json, auth_required=False)
     app.route("api/swagger.yaml", ["GET"], openapi_yaml, auth_required=False)

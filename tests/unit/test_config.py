@@ -98,6 +98,7 @@ SETTING_CASES: dict[str, tuple[str, Getter, Any]] = {
     "env-whitelist": ("MY_VAR,OTHER", lambda c: c.env_whitelist, ("MY_VAR", "OTHER")),
     "max-ws-buffer": ("1048576", lambda c: c.max_ws_buffer, 1048576),
     "allow-unauthenticated": ("", lambda c: c.allow_unauthenticated, True),
+    "metrics-unauthenticated": ("", lambda c: c.metrics_unauthenticated, True),
     "prespawn-count": ("3", lambda c: c.prespawn_count, 3),
     "log-format": ("json", lambda c: c.log_format, "json"),
     "port-retries": ("7", lambda c: c.port_retries, 7),
