@@ -10,6 +10,7 @@ from typing import Any
 from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionRequest
+from twisted.internet import tcp
 from twisted.internet.interfaces import IAddress, IPushProducer
 from twisted.logger import Logger
 from zope.interface import implementer
@@ -44,6 +45,7 @@ class ChannelsProtocol(WebSocketServerProtocol):
         self._paused = False
         self._behind = 0
         self._attached = False
+        self._tcp: tcp.Connection | None = None  # a plain TCP transport, written eagerly
 
     # --- handshake and lifetime ------------------------------------------------------------
 
@@ -58,6 +60,8 @@ class ChannelsProtocol(WebSocketServerProtocol):
         transport: Any = self.transport
         transport.unregisterProducer()
         transport.registerProducer(self, True)
+        if isinstance(transport, tcp.Connection):  # not under TLS
+            self._tcp = transport
         self.bridge.attach(self)
         self._attached = True
         log.info(
@@ -134,6 +138,24 @@ class ChannelsProtocol(WebSocketServerProtocol):
                 return
         self.sendPreparedMessage(prepared)
 
+    def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
+        """Write a frame, straight to the socket when nothing is queued before it.
+
+        Twisted's transport.write only buffers and asks the reactor to write when the socket
+        is writable: a message would wait a reactor turn and two epoll changes. A relay of
+        small messages gets them on the wire at once instead; what the socket does not take
+        goes to the transport as usual. (Autobahn's own sendData also formats a debug log
+        line for every frame, whether debug logging is on or not.)
+        """
+        if sync or chopsize or self.send_queue:
+            super().sendData(data, sync, chopsize)
+            return
+        if self._tcp is None or not _send_now(self._tcp, data):
+            transport: Any = self.transport
+            transport.write(data)
+        if self.state == self.STATE_OPEN:
+            self.trafficStats.outgoingOctetsWireLevel += len(data)
+
     def pauseProducing(self) -> None:
         self._paused = True
 
@@ -143,6 +165,27 @@ class ChannelsProtocol(WebSocketServerProtocol):
 
     def stopProducing(self) -> None:
         self._paused = True
+
+
+def _send_now(transport: tcp.Connection, data: bytes) -> bool:
+    """Send what the socket takes at once, if the transport has nothing waiting; hand the
+    rest to the transport. False when the transport must do it all (it then also sees any
+    error the socket has)."""
+    pending: Any = transport
+    if (
+        pending._tempDataLen
+        or len(pending.dataBuffer) > pending.offset
+        or not transport.connected
+        or transport.disconnecting
+    ):
+        return False
+    try:
+        sent = transport.socket.send(data)
+    except OSError:  # EAGAIN, or an error the transport will find and report itself
+        return False
+    if sent < len(data):
+        transport.write(data[sent:])
+    return True
 
 
 def _unsent_bytes(transport: Any) -> int | None:
