@@ -103,6 +103,9 @@ class KernelRegistry:
 
     def check_kernel_names(self) -> None:
         """Raise ConfigError if the default or forced kernelspec is not installed."""
+        # Finding the kernelspec directories imports IPython (for its profile directory):
+        # half a second, paid here at startup rather than by the first client's request.
+        self.kernel_spec_manager.find_kernel_specs()
         for flag, name in (
             ("--default-kernel-name", self._config.default_kernel_name),
             ("--force-kernel-name", self._config.force_kernel_name),
