@@ -59,15 +59,15 @@ def _stream_metrics(workload: str) -> tuple[Metric, ...]:
     return (
         Metric(
             "lines_msgs_s",
-            "lines: messages/s",
-            "msg/s",
+            "lines: lines/s (one message each)",
+            "lines/s",
             0,
             ">= 90% of floor, all delivered",
             rate(workload, "lines_msgs_s", "lines_complete"),
         ),
         Metric(
             "lines_delivered",
-            "lines: messages delivered",
+            "lines: delivered intact, in order",
             "",
             0,
             "every one",

@@ -32,6 +32,10 @@ class KernelConnection(Hashable, Protocol):
 
     def deliver(self, parts: wire.Parts) -> None: ...
 
+    def cork(self) -> None: ...
+
+    def uncork(self) -> None: ...
+
     def close_for(self, code: int, reason: str) -> None: ...
 
 
@@ -45,11 +49,13 @@ class _Socket(ZmqConnection):  # type: ignore[misc]
         factory: ZmqFactory,
         socket_type: int,
         on_message: Callable[[list[bytes]], None],
+        on_batch_end: Callable[[], None],
         identity: bytes | None,
         curve: tuple[bytes, bytes] | None,
     ) -> None:
         self.socketType = socket_type
         self._on_message = on_message
+        self._on_batch_end = on_batch_end
         super().__init__(factory, identity=identity)
         if curve is not None:
             public, secret = curve
@@ -73,6 +79,12 @@ class _Socket(ZmqConnection):  # type: ignore[misc]
             if self.read_scheduled.active():
                 self.read_scheduled.cancel()
             self.read_scheduled = None
+        try:
+            self._read_batch()
+        finally:
+            self._on_batch_end()
+
+    def _read_batch(self) -> None:
         budget = READ_BATCH_BYTES
         for _ in range(READ_BATCH_MESSAGES):
             if self.factory is None or not self.socket.get(zmq.EVENTS) & zmq.POLLIN:
@@ -112,6 +124,8 @@ class ChannelBridge:
         self._sockets: dict[str, _Socket] = {}
         self._session = uuid.uuid4().hex
         self._requests: dict[str, _GatewayRequest] = {}
+        self._corked: list[KernelConnection] = []  # connections written to in this batch
+        self._corked_set: set[Hashable] = set()
         self.execution_state = "starting"
         self.last_activity = _utcnow()
         self.connect(connection_info)
@@ -144,6 +158,7 @@ class ChannelBridge:
                 self._factory,
                 socket_type,
                 functools.partial(self._from_kernel, channel),
+                self._end_batch,
                 ident,
                 curve,
             )
@@ -221,7 +236,18 @@ class ChannelBridge:
                 if channel != "iopub":
                     self._gateway_reply(parts)
             else:
+                if connection not in self._corked_set:
+                    self._corked_set.add(connection)
+                    self._corked.append(connection)  # type: ignore[arg-type]
+                    connection.cork()  # type: ignore[attr-defined]
                 connection.deliver(parts)  # type: ignore[attr-defined]
+
+    def _end_batch(self) -> None:
+        """A socket read ended: send what each connection got in it."""
+        corked, self._corked = self._corked, []
+        self._corked_set.clear()
+        for connection in corked:
+            connection.uncork()
 
     def _note_status(self, parts: wire.Parts) -> None:
         try:

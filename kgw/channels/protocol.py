@@ -46,6 +46,7 @@ class ChannelsProtocol(WebSocketServerProtocol):
         self._behind = 0
         self._attached = False
         self._tcp: tcp.Connection | None = None  # a plain TCP transport, written eagerly
+        self._corked: list[bytes] | None = None  # frames held until the bridge's batch ends
 
     # --- handshake and lifetime ------------------------------------------------------------
 
@@ -150,11 +151,27 @@ class ChannelsProtocol(WebSocketServerProtocol):
         if sync or chopsize or self.send_queue:
             super().sendData(data, sync, chopsize)
             return
-        if self._tcp is None or not _send_now(self._tcp, data):
-            transport: Any = self.transport
-            transport.write(data)
         if self.state == self.STATE_OPEN:
             self.trafficStats.outgoingOctetsWireLevel += len(data)
+        if self._corked is not None:
+            self._corked.append(data)
+        elif self._tcp is None or not _send_now(self._tcp, [data]):
+            transport: Any = self.transport
+            transport.write(data)
+
+    def cork(self) -> None:
+        """Hold frames until uncork(): the bridge is relaying a batch of kernel messages, and
+        one system call sends them all."""
+        if self._corked is None:
+            self._corked = []
+
+    def uncork(self) -> None:
+        frames, self._corked = self._corked, None
+        if not frames:
+            return
+        if self._tcp is None or not _send_now(self._tcp, frames):
+            transport: Any = self.transport
+            transport.writeSequence(frames)
 
     def pauseProducing(self) -> None:
         self._paused = True
@@ -167,7 +184,11 @@ class ChannelsProtocol(WebSocketServerProtocol):
         self._paused = True
 
 
-def _send_now(transport: tcp.Connection, data: bytes) -> bool:
+# Frames one sendmsg() may gather (Linux allows 1024 buffers per call).
+_MOST_BUFFERS = 512
+
+
+def _send_now(transport: tcp.Connection, frames: list[bytes]) -> bool:
     """Send what the socket takes at once, if the transport has nothing waiting; hand the
     rest to the transport. False when the transport must do it all (it then also sees any
     error the socket has)."""
@@ -179,12 +200,17 @@ def _send_now(transport: tcp.Connection, data: bytes) -> bool:
         or transport.disconnecting
     ):
         return False
+    if len(frames) > _MOST_BUFFERS:
+        frames = [b"".join(frames)]
     try:
-        sent = transport.socket.send(data)
+        sent = transport.socket.sendmsg(frames)
     except OSError:  # EAGAIN, or an error the transport will find and report itself
         return False
-    if sent < len(data):
-        transport.write(data[sent:])
+    for index, frame in enumerate(frames):
+        if sent < len(frame):
+            transport.writeSequence([frame[sent:], *frames[index + 1 :]])
+            break
+        sent -= len(frame)
     return True
 
 
