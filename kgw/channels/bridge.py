@@ -124,8 +124,8 @@ class ChannelBridge:
         self._sockets: dict[str, _Socket] = {}
         self._session = uuid.uuid4().hex
         self._requests: dict[str, _GatewayRequest] = {}
-        self._corked: list[KernelConnection] = []  # connections written to in this batch
-        self._corked_set: set[Hashable] = set()
+        # Connections holding frames until the end of this socket read, in order.
+        self._corked: dict[Hashable, None] = {}
         self.execution_state = "starting"
         self.last_activity = _utcnow()
         self.connect(connection_info)
@@ -231,23 +231,29 @@ class ChannelBridge:
             self._note_status(parts)
             if self._requests and self.execution_state == "idle":
                 self._gateway_idle(parts)
-        for connection in self._router.route(parts):
+        recipients = self._router.route(parts)
+        # Writes are batched: a connection is corked for the rest of this socket read and
+        # written once at its end. The client whose request a broadcast reports on is
+        # written at once, ahead of the other clients (often many idle viewers).
+        requester = self._router.requester(parts) if len(recipients) > 1 else None
+        for connection in recipients:
             if connection is self:
                 if channel != "iopub":
                     self._gateway_reply(parts)
-            else:
-                if connection not in self._corked_set:
-                    self._corked_set.add(connection)
-                    self._corked.append(connection)  # type: ignore[arg-type]
-                    connection.cork()  # type: ignore[attr-defined]
-                connection.deliver(parts)  # type: ignore[attr-defined]
+                continue
+            if connection not in self._corked:
+                if connection is requester:
+                    connection.deliver(parts)  # type: ignore[attr-defined]
+                    continue
+                self._corked[connection] = None
+                connection.cork()  # type: ignore[attr-defined]
+            connection.deliver(parts)  # type: ignore[attr-defined]
 
     def _end_batch(self) -> None:
         """A socket read ended: send what each connection got in it."""
-        corked, self._corked = self._corked, []
-        self._corked_set.clear()
+        corked, self._corked = self._corked, {}
         for connection in corked:
-            connection.uncork()
+            connection.uncork()  # type: ignore[attr-defined]
 
     def _note_status(self, parts: wire.Parts) -> None:
         try:

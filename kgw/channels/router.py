@@ -19,6 +19,7 @@ from kgw.channels.wire import Parts
 C = TypeVar("C", bound=Hashable)
 
 _ANSWERED_CHANNELS = frozenset({"shell", "control"})
+_ANSWERED_KEPT = 64  # answered requests remembered for ordering their iopub output
 
 
 class Router(Generic[C]):
@@ -27,6 +28,9 @@ class Router(Generic[C]):
     def __init__(self, max_pending: int = 10_000) -> None:
         self._max_pending = max_pending
         self._owner: dict[str, C] = {}
+        # Requests answered lately, and by whom: their iopub output (the idle status comes
+        # after the reply) still goes to the requester first.
+        self._answered: OrderedDict[str, C] = OrderedDict()
         self._pending: dict[C, OrderedDict[str, None]] = {}
 
     @property
@@ -40,10 +44,13 @@ class Router(Generic[C]):
         for msg_id in self._pending.pop(connection, ()):
             if self._owner.get(msg_id) == connection:
                 del self._owner[msg_id]
+        for msg_id in [m for m, c in self._answered.items() if c == connection]:
+            del self._answered[msg_id]
 
     def clear_requests(self) -> None:
         """Forget every outstanding request (the kernel restarted; no reply will come)."""
         self._owner.clear()
+        self._answered.clear()
         for pending in self._pending.values():
             pending.clear()
 
@@ -66,7 +73,7 @@ class Router(Generic[C]):
     def route(self, parts: Parts) -> list[C]:
         """The connections that get a message from the kernel."""
         if parts.channel == "iopub":
-            return list(self._pending)
+            return self._broadcast(parts)
         parent = parts.parent_msg_id()
         owner = self._owner.get(parent)
         if owner is None:
@@ -74,4 +81,23 @@ class Router(Generic[C]):
         if parts.channel in _ANSWERED_CHANNELS and parts.msg_type.endswith("_reply"):
             del self._owner[parent]
             self._pending[owner].pop(parent, None)
+            self._answered[parent] = owner
+            if len(self._answered) > _ANSWERED_KEPT:
+                self._answered.popitem(last=False)
         return [owner]
+
+    def _broadcast(self, parts: Parts) -> list[C]:
+        """Every connection; the one whose request caused the message first."""
+        connections = list(self._pending)
+        if len(connections) > 1:
+            parent = parts.parent_msg_id()
+            owner = self._owner.get(parent) or self._answered.get(parent)
+            if owner is not None and connections[0] != owner:
+                connections.remove(owner)
+                connections.insert(0, owner)
+        return connections
+
+    def requester(self, parts: Parts) -> C | None:
+        """The connection whose request ``parts`` answers or reports on, if known."""
+        parent = parts.parent_msg_id()
+        return self._owner.get(parent) or self._answered.get(parent)

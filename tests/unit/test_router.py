@@ -125,6 +125,48 @@ def test_iopub_is_not_sent_to_a_detached_connection() -> None:
     assert router.route(message("iopub", "status")) == ["bob"]
 
 
+def test_iopub_goes_to_the_requester_first() -> None:
+    router = router_with("alice", "bob", "carol")
+    router.request("carol", execute("c1"))
+
+    busy = message("iopub", "status", parent_id="c1")
+
+    assert router.route(busy) == ["carol", "alice", "bob"]
+    assert router.requester(busy) == "carol"
+
+
+def test_iopub_after_the_reply_still_goes_to_the_requester_first() -> None:
+    router = router_with("alice", "bob", "carol")
+    router.request("carol", execute("c1"))
+    assert router.route(execute_reply("c1")) == ["carol"]
+
+    idle = message("iopub", "status", parent_id="c1")
+
+    assert router.route(idle) == ["carol", "alice", "bob"]
+
+
+def test_a_detached_requester_is_forgotten() -> None:
+    router = router_with("alice", "bob", "carol")
+    router.request("carol", execute("c1"))
+    router.route(execute_reply("c1"))
+    router.detach("carol")
+
+    idle = message("iopub", "status", parent_id="c1")
+
+    assert router.route(idle) == ["alice", "bob"]
+    assert router.requester(idle) is None
+
+
+def test_answered_requests_are_remembered_in_bounded_memory() -> None:
+    router = router_with("alice", "bob")
+    for n in range(1000):
+        router.request("bob", execute(f"b{n}"))
+        router.route(execute_reply(f"b{n}"))
+
+    assert router.route(message("iopub", "status", parent_id="b999"))[0] == "bob"
+    assert router.route(message("iopub", "status", parent_id="b0")) == ["alice", "bob"]
+
+
 def test_connections_lists_attached_connections_once() -> None:
     router = router_with("alice", "bob")
     router.attach("alice")
