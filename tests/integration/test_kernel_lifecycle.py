@@ -183,7 +183,7 @@ def test_culling_removes_idle_kernels_and_keeps_connected_and_busy_ones() -> Non
                 if message["content"].get("execution_state") == "busy":
                     break
         with gw.connect(connected) as ks:
-            gw.wait_for_line(re.compile(rf"kernel {idle} shut down \(culled: idle"), 60)
+            gw.wait_for_line(re.compile(rf"kernel {idle} \(python3\) shut down \(culled: idle"), 60)
             listed = {k["id"] for k in gw.request("GET", "api/kernels").json()}
             assert listed == {connected, busy}
             ks.execute("pass")
@@ -206,6 +206,8 @@ def test_culling_connected_and_busy_when_told_to() -> None:
         with gw.connect(busy) as ks:
             ks.send_execute("import time; time.sleep(60)")
         with gw.connect(connected):
-            gw.wait_for_line(re.compile(rf"kernel {connected} shut down \(culled: idle"), 60)
-            gw.wait_for_line(re.compile(rf"kernel {busy} shut down \(culled: idle"), 60)
+            gw.wait_for_line(
+                re.compile(rf"kernel {connected} \(python3\) shut down \(culled: idle"), 60
+            )
+            gw.wait_for_line(re.compile(rf"kernel {busy} \(python3\) shut down \(culled: idle"), 60)
         assert gw.request("GET", "api/kernels").json() == []

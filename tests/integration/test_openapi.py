@@ -78,6 +78,7 @@ def test_every_served_route_is_documented_and_every_documented_one_served() -> N
 
 # --- real responses against the document ------------------------------------------------------
 
+
 def _resolve(node: Any) -> Any:
     """``node`` with every local $ref replaced by what it points to (none is recursive)."""
     if isinstance(node, dict):
