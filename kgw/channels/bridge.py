@@ -101,6 +101,48 @@ class _Socket(ZmqConnection):  # type: ignore[misc]
             self.read_scheduled = self.factory.reactor.callLater(0, self.doRead)
 
 
+class _Handshake:
+    """Learns, from a ZeroMQ socket monitor, when a socket has completed its handshake.
+
+    A kernel's ROUTER sockets silently drop messages for a peer they have not met yet, and
+    a DEALER that tried to connect before the kernel listened only retries every
+    ``RECONNECT_IVL`` (100 ms): until the stdin socket's handshake is done, the kernel's
+    ``input_request`` is lost and ``input()`` waits forever.
+    """
+
+    def __init__(self, factory: ZmqFactory, sock: _Socket) -> None:
+        address = f"inproc://kgw-monitor-{uuid.uuid4().hex}"
+        sock.socket.monitor(address, zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self.done = False
+        self._watched = sock
+        self._waiting: list[Deferred[None]] = []
+        self._monitor = _Socket(factory, zmq.PAIR, self._event, lambda: None, None, None)
+        self._monitor.addEndpoints([ZmqEndpoint(ZmqEndpointType.connect, address)])
+        # ZMQ_FD is edge-triggered and a new pipe gives no edge until a read has found it
+        # empty: read once now, or the first event never wakes the reactor.
+        self._monitor.doRead()
+
+    def _event(self, frames: list[bytes]) -> None:
+        self.done = True
+        waiting, self._waiting = self._waiting, []
+        for d in waiting:
+            d.callback(None)
+
+    def wait(self) -> Deferred[None]:
+        d: Deferred[None] = Deferred()
+        if self.done:
+            d.callback(None)
+        else:
+            self._waiting.append(d)
+        return d
+
+    def close(self) -> None:
+        if self._watched.socket is not None:
+            self._watched.socket.disable_monitor()
+        if self._monitor.factory is not None:
+            self._monitor.shutdown()
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -122,6 +164,7 @@ class ChannelBridge:
         self._clock = clock
         self._router: Router[Hashable] = Router()
         self._sockets: dict[str, _Socket] = {}
+        self._stdin_handshake: _Handshake | None = None
         self._session = uuid.uuid4().hex
         self._requests: dict[str, _GatewayRequest] = {}
         # Connections holding frames until the end of this socket read, in order.
@@ -166,6 +209,8 @@ class ChannelBridge:
                 [ZmqEndpoint(ZmqEndpointType.connect, _address(info, f"{channel}_port"))]
             )
             self._sockets[channel] = sock
+            if channel == "stdin":
+                self._stdin_handshake = _Handshake(self._factory, sock)
         self._router.clear_requests()
 
     def disconnect(self) -> None:
@@ -173,6 +218,9 @@ class ChannelBridge:
         self._close_sockets()
 
     def _close_sockets(self) -> None:
+        if self._stdin_handshake is not None:
+            self._stdin_handshake.close()
+            self._stdin_handshake = None
         for sock in self._sockets.values():
             sock.shutdown()
         self._sockets.clear()
@@ -341,10 +389,21 @@ class ChannelBridge:
         while (remaining := deadline - self._clock.seconds()) > 0:
             try:
                 await self.request("kernel_info_request", {}, min(wait, remaining))
-                return
+                break
             except TimeoutError:
                 wait = min(wait * 2, longest_wait)
-        raise TimeoutError(f"kernel {self.kernel_id} did not answer within {timeout:.0f}s")
+        else:
+            raise TimeoutError(f"kernel {self.kernel_id} did not answer within {timeout:.0f}s")
+        # The kernel listens on every port once it answers; stdin may still be reconnecting.
+        if self._stdin_handshake is not None:
+            joined = self._stdin_handshake.wait()
+            joined.addTimeout(max(0.0, deadline - self._clock.seconds()), self._clock)
+            try:
+                await joined
+            except defer.TimeoutError:
+                raise TimeoutError(
+                    f"kernel {self.kernel_id}: its stdin channel did not connect"
+                ) from None
 
 
 class _GatewayRequest:
