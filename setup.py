@@ -3,6 +3,14 @@
 from setuptools import setup
 from setuptools.command.editable_wheel import editable_wheel
 
+# What kgw.client imports (kgw.channels.wire, which it shares, needs only the standard library).
+CLIENT_REQUIRES = [
+    "jupyter_client>=8",
+    "jupyter_core>=5.1",  # jupyter_core.utils.run_sync
+    "traitlets>=5.3",
+    "websockets>=15",  # websockets.asyncio.client.connect(proxy=...)
+]
+
 
 class EditableWithPlugins(editable_wheel):
     """Editable installs put the project root on sys.path with a static .pth file.
@@ -34,30 +42,38 @@ setup(
         "twisted.plugins",
     ],
     package_data={"twisted.plugins": ["kgw_plugin.py"], "kgw": ["openapi.json"]},
-    install_requires=[
-        "twisted[tls]>=24.3",
-        "autobahn>=23.6",
-        "txzmq>=1.0",
-        "pyzmq>=25",
-        "jupyter_client>=8",
-        "klein>=23.5",
-        "service_identity>=21.1",
-        "ipykernel>=6.25",
-        "attrs>=23.1",
-    ],
+    # The plain package is the client (kgw.client imports no Twisted); the server is an extra.
+    install_requires=CLIENT_REQUIRES,
     extras_require={
-        # kgw.client: jupyter_client's KernelManager/KernelClient for kernels behind a gateway.
-        "client": ["jupyter_client>=8", "websockets>=15"],
+        # Same as the plain package, so that `pip install 'kgw[client]'` reads as it works.
+        "client": CLIENT_REQUIRES,
+        # The gateway: `pip install 'kgw[gateway]' && twistd -n kernelgateway`.
+        "gateway": [
+            "twisted[tls]>=24.3",
+            "autobahn>=23.6",
+            "txzmq>=1.0",
+            "pyzmq>=25",
+            "klein>=23.5",
+            "service_identity>=21.1",
+            "ipykernel>=6.25",
+            "attrs>=23.1",
+            "prometheus_client>=0.17",
+        ],
         "test": [
+            "kgw[gateway]",
             "pytest>=8",
             "pytest-timeout>=2.3",
             "hypothesis>=6.100",
             "treq>=23.11",
-            "websockets>=15",
+            "requests>=2.28",
             "nbclient>=0.10",
             "nbformat>=5.9",
             "nbconvert>=7",
-            "cryptography",
+            "cryptography",  # the TLS tests make their certificates
+            "openapi-spec-validator>=0.7",
+            "openapi-schema-validator>=0.6",
+            "sphinx>=8",
+            "myst-parser>=4",
             "psutil>=5.9",
             "jupyter_server>=2.14",
             "mypy>=1.10",

@@ -278,8 +278,11 @@ def test_jupyter_nbconvert_execute(token_gateway: Gateway, tmp_path: Path) -> No
 
 @pytest.mark.xfail(
     strict=True,
-    reason="nbclient 0.11's `jupyter execute` builds its NotebookClient without the app's "
-    "config, so --NotebookClient.kernel_manager_class is ignored and a local kernel runs",
+    reason="nbclient 0.11 offers no way: NbClientApp.run_notebook (nbclient/cli.py) builds "
+    "NotebookClient(nb, timeout=..., startup_timeout=..., skip_cells_with_tag=..., "
+    "allow_errors=..., kernel_name=..., resources=...) without parent=self or config=self.config, "
+    "and NbClientApp has no kernel_manager_class trait, so neither --NotebookClient.* / "
+    "--NbClientApp.* options nor a config file reach it and a local kernel runs",
 )
 def test_jupyter_execute(token_gateway: Gateway, tmp_path: Path) -> None:
     nbformat.write(make_notebook(), tmp_path / "analysis.ipynb")
