@@ -1,26 +1,34 @@
 """Run a real kgw (``twistd kernelgateway``) on a free loopback port and talk to it.
 
+:class:`JupyterKernelGateway` runs jupyter_kernel_gateway from PyPI the same way, behind the
+same interface, so a test whose behaviour is meant to be identical runs against both.
+
 Everything waits on events with generous timeouts: a kernel can take several seconds to
 start on a loaded 2-core machine. Every process a gateway starts is gone when it stops.
 """
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import queue
 import re
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Iterator
-from typing import Any
+from pathlib import Path
+from typing import Any, Self
 
 import psutil
 import requests
+from ipykernel.kernelspec import write_kernel_spec
 from websockets.sync.client import ClientConnection, connect
 
 from kgw.channels import wire
@@ -29,6 +37,12 @@ START_TIMEOUT = 60.0
 KERNEL_TIMEOUT = 60.0
 MESSAGE_TIMEOUT = 60.0
 _READY = re.compile(r"kernelgateway listening on (https?://[^\s\"]+)")
+# Shared with the benchmarks and test_client_nbclient.py: made once, under a file lock.
+JKG_REQUIREMENT = "jupyter_kernel_gateway>=3,<4"
+JKG_VENV = (
+    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kgw-benchmarks" / "jkg-venv"
+)
+_JKG_READY = re.compile(r"Jupyter Kernel Gateway \S+ is available at (https?://\S+?)/?$")
 
 
 class LoggedProcess:
@@ -91,43 +105,25 @@ class LoggedProcess:
         return self.proc.returncode
 
 
-class Gateway(LoggedProcess):
-    """A kgw process listening on 127.0.0.1:<free port>."""
+class GatewayServer(LoggedProcess):
+    """A gateway process on a loopback port: its REST and websocket API, and its kernels.
 
-    name = "kgw"
+    kgw (:class:`Gateway`) and jupyter_kernel_gateway (:class:`JupyterKernelGateway`) share
+    this interface, so one test body runs against either.
+    """
 
-    def __init__(
-        self,
-        *args: str,
-        token: str | None = None,
-        env: dict[str, str] | None = None,
-        base_url: str = "/",
-    ) -> None:
-        self.token = token
-        environ = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
-        command = [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
-            "--nodaemon",
-            "--pidfile=",
-            "--logfile=-",
-            "kernelgateway",
-            "--listen",
-            "tcp:0:interface=127.0.0.1",
-            "--base-url",
-            base_url,
-            *args,
-        ]
-        if token:
-            command += ["--auth-token", token]
-        self.spawn(command, environ)
+    token: str | None = None
+
+    def listen(self, command: list[str], env: dict[str, str], ready: re.Pattern[str]) -> None:
+        """Spawn ``command``; wait for the log line ``ready`` whose group 1 is the URL served."""
         self._known_kernels: set[int] = set()
+        self.spawn(command, env)
         try:
-            self.url = self.wait_for_line(_READY, START_TIMEOUT).group(1)
+            url = self.wait_for_line(ready, START_TIMEOUT).group(1)
         except BaseException:
             self.stop()
             raise
+        self.url = url if url.endswith("/") else url + "/"
         self.ws_url = "ws" + self.url[len("http") :]
 
     # --- HTTP ------------------------------------------------------------------------------
@@ -174,14 +170,18 @@ class Gateway(LoggedProcess):
     # --- stopping --------------------------------------------------------------------------
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
-        """Stop kgw with ``sig``; kill whatever it leaves behind; return its exit status."""
+        """Stop the gateway with ``sig``; kill the kernels it leaves behind; return its status."""
         self.remember_kernels()
         status = self.terminate(sig, timeout)
+        leftovers = []
         for pid in self.leftover_kernels():
             try:
-                psutil.Process(pid).kill()
+                leftover = psutil.Process(pid)
+                leftover.kill()
+                leftovers.append(leftover)
             except psutil.NoSuchProcess:
                 pass
+        psutil.wait_procs(leftovers, timeout)
         return status
 
     def leftover_kernels(self) -> list[int]:
@@ -194,11 +194,107 @@ class Gateway(LoggedProcess):
                 pass
         return alive
 
-    def __enter__(self) -> Gateway:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class Gateway(GatewayServer):
+    """A kgw process listening on 127.0.0.1:<free port>."""
+
+    name = "kgw"
+
+    def __init__(
+        self,
+        *args: str,
+        token: str | None = None,
+        env: dict[str, str] | None = None,
+        base_url: str = "/",
+    ) -> None:
+        self.token = token
+        environ = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        command = [
+            sys.executable,
+            "-c",
+            "from twisted.scripts.twistd import run; run()",
+            "--nodaemon",
+            "--pidfile=",
+            "--logfile=-",
+            "kernelgateway",
+            "--listen",
+            "tcp:0:interface=127.0.0.1",
+            "--base-url",
+            base_url,
+            *args,
+        ]
+        if token:
+            command += ["--auth-token", token]
+        self.listen(command, environ, _READY)
+
+
+class JupyterKernelGateway(GatewayServer):
+    """jupyter_kernel_gateway 3 from PyPI, in its own virtualenv, on a free loopback port.
+
+    Its python3 kernelspec runs this interpreter's ipykernel, as kgw's does; its Jupyter
+    directories (kernelspecs, runtime, config, data) are a temporary directory of its own.
+    """
+
+    name = "jupyter_kernel_gateway"
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        jupyter = jkg_jupyter()
+        self._home = tempfile.TemporaryDirectory(prefix="kgw-jkg-", ignore_cleanup_errors=True)
+        home = Path(self._home.name)
+        write_kernel_spec(home / "path" / "kernels" / "python3")
+        environ = {k: v for k, v in os.environ.items() if not k.startswith(("KG_", "JUPYTER_"))}
+        environ.update(
+            JUPYTER_PATH=str(home / "path"),
+            JUPYTER_RUNTIME_DIR=str(home / "runtime"),
+            JUPYTER_CONFIG_DIR=str(home / "config"),
+            JUPYTER_DATA_DIR=str(home / "data"),
+            PYTHONUNBUFFERED="1",
+            **(env or {}),
+        )
+        command = [
+            str(jupyter),
+            "kernelgateway",
+            "--KernelGatewayApp.ip=127.0.0.1",
+            # It logs the port it binds (after retrying the next ones if this one is taken).
+            f"--KernelGatewayApp.port={free_port()}",
+            *args,
+        ]
+        self.listen(command, environ, _JKG_READY)
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        status = super().stop(sig, timeout)
+        self._home.cleanup()
+        return status
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def jkg_jupyter() -> Path:
+    """``jupyter`` of jupyter_kernel_gateway's virtualenv (the benchmarks' one), made if missing."""
+    jupyter = JKG_VENV / "bin" / "jupyter"
+    JKG_VENV.parent.mkdir(parents=True, exist_ok=True)
+    with open(JKG_VENV.parent / "jkg-venv.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another test run or benchmark may be making it
+        if not (JKG_VENV / "bin" / "jupyter-kernelgateway").exists():
+            subprocess.run([sys.executable, "-m", "venv", str(JKG_VENV)], check=True, timeout=600)
+            subprocess.run(
+                [str(JKG_VENV / "bin" / "pip"), "install", "--quiet", JKG_REQUIREMENT],
+                check=True,
+                timeout=1200,
+                env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+            )
+    return jupyter
 
 
 class KernelSocket:
@@ -309,6 +405,25 @@ class KernelSocket:
             if message["parent_header"].get("msg_id") == msg_id and message["channel"] != "iopub":
                 return message
         raise AssertionError("unreachable")
+
+    def wait_for_iopub(self, timeout: float = MESSAGE_TIMEOUT) -> None:
+        """Send kernel_info requests until iopub brings a message caused by one of them.
+
+        jupyter_server does this when a websocket opens; after a restart its iopub can miss
+        the new process's first messages (kgw's does not, see test_output_right_after_restart).
+        """
+        deadline = time.monotonic() + timeout
+        sent: set[str] = set()
+        while time.monotonic() < deadline:
+            nudge = self.send("kernel_info_request", {})
+            sent.add(nudge)
+            for message in self.messages(deadline - time.monotonic()):
+                parent = message["parent_header"].get("msg_id")
+                if message["channel"] == "iopub" and parent in sent:
+                    return
+                if message["channel"] == "shell" and parent == nudge:
+                    break  # its iopub status may still come; nudge again meanwhile
+        raise TimeoutError("iopub brought nothing in time")
 
 
 def stream_text(iopub: list[dict[str, Any]]) -> str:

@@ -1,4 +1,8 @@
-"""The REST API as jupyter_server's clients use it: paths, status codes, JSON shapes."""
+"""The REST API as jupyter_server's clients use it: paths, status codes, JSON shapes.
+
+Tests taking ``server`` run on kgw and on jupyter_kernel_gateway from PyPI and hold only what
+both do alike; tests taking ``gateway`` check what kgw does its own way (docs/compatibility.md).
+"""
 
 from __future__ import annotations
 
@@ -13,9 +17,32 @@ from pathlib import Path
 import psutil
 import pytest
 
-from tests.integration.harness import Gateway, stream_text
+from tests.integration.harness import Gateway, GatewayServer, stream_text
 
 LAST_ACTIVITY = "%Y-%m-%dT%H:%M:%S.%fZ"
+KERNEL_MODEL = {"id", "name", "last_activity", "execution_state", "connections"}
+KERNELSPEC = {
+    "argv",
+    "env",
+    "display_name",
+    "language",
+    "interrupt_mode",
+    "metadata",
+    "kernel_protocol_version",
+}
+# A message in a JSON text frame, as jupyter_server writes it.
+JSON_FRAME = {
+    "header",
+    "parent_header",
+    "metadata",
+    "content",
+    "buffers",
+    "channel",
+    "msg_id",
+    "msg_type",
+}
+# Shaped like a kernel id, so jupyter_kernel_gateway routes it to its kernel handlers.
+UNKNOWN_ID = "00000000-0000-4000-8000-000000000000"
 
 
 def assert_error(response: object, status: int) -> dict[str, str]:
@@ -27,65 +54,129 @@ def assert_error(response: object, status: int) -> dict[str, str]:
     return body
 
 
-def test_api_version(gateway: Gateway) -> None:
-    response = gateway.request("GET", "api")
+def assert_kernel_model(model: dict[str, object]) -> None:
+    """A kernel's model, as jupyter_server writes it: these keys, these types."""
+    assert set(model) == KERNEL_MODEL
+    assert isinstance(model["id"], str)
+    assert isinstance(model["name"], str)
+    assert isinstance(model["execution_state"], str)
+    assert type(model["connections"]) is int
+    datetime.strptime(str(model["last_activity"]), LAST_ACTIVITY)
+
+
+def assert_json_error(response: object, status: int) -> dict[str, object]:
+    """The error both gateways answer: JSON with ``reason`` and a string ``message``."""
+    assert response.status_code == status, response.text  # type: ignore[attr-defined]
+    assert response.headers["Content-Type"] == "application/json"  # type: ignore[attr-defined]
+    body: dict[str, object] = response.json()  # type: ignore[attr-defined]
+    assert {"reason", "message"} <= set(body)
+    assert isinstance(body["message"], str)
+    return body
+
+
+def test_api_version(server: GatewayServer) -> None:
+    response = server.request("GET", "api")
     assert response.status_code == 200
     assert isinstance(response.json()["version"], str)
 
 
-def test_kernelspecs_and_resources(gateway: Gateway) -> None:
-    specs = gateway.request("GET", "api/kernelspecs").json()
+def test_kernelspecs_and_resources(server: GatewayServer) -> None:
+    specs = server.request("GET", "api/kernelspecs").json()
     assert specs["default"] == "python3"
     python3 = specs["kernelspecs"]["python3"]
+    assert set(python3) == {"name", "spec", "resources"}
+    assert set(python3["spec"]) == KERNELSPEC
     assert python3["spec"]["language"] == "python"
-    assert python3 == gateway.request("GET", "api/kernelspecs/python3").json()
+    assert python3 == server.request("GET", "api/kernelspecs/python3").json()
 
     logo_url = python3["resources"]["logo-64x64"]
     assert logo_url == "/kernelspecs/python3/logo-64x64.png"
-    logo = gateway.request("GET", logo_url.lstrip("/"))
+    logo = server.request("GET", logo_url.lstrip("/"))
     assert logo.status_code == 200
     assert logo.headers["Content-Type"] == "image/png"
     assert logo.content.startswith(b"\x89PNG")
 
-    assert_error(gateway.request("GET", "api/kernelspecs/nope"), 404)
-    assert_error(gateway.request("GET", "kernelspecs/python3/no-such-file"), 404)
-    assert_error(gateway.request("GET", "kernelspecs/python3/..%2F..%2Fkernel.json"), 404)
+    assert_error(server.request("GET", "api/kernelspecs/nope"), 404)
+    assert_error(server.request("GET", "kernelspecs/python3/no-such-file"), 404)
 
 
-def test_kernel_lifecycle(gateway: Gateway) -> None:
-    response = gateway.request("POST", "api/kernels", json={"name": "python3"})
+@pytest.mark.jkg_differs(
+    "jupyter_kernel_gateway answers 403 (tornado's StaticFileHandler, message '%s is not in "
+    "root static directory') for a kernelspec file path outside the kernelspec's directory"
+)
+def test_kernelspec_file_outside_its_directory_is_404(server: GatewayServer) -> None:
+    assert_error(server.request("GET", "kernelspecs/python3/..%2F..%2Fkernel.json"), 404)
+
+
+def test_kernel_lifecycle(server: GatewayServer) -> None:
+    """Start, list, run code over JSON frames, interrupt, restart in place, delete."""
+    others = {p.pid for p in server.kernel_processes()}
+    response = server.request("POST", "api/kernels", json={"name": "python3"})
     assert response.status_code == 201
     model = response.json()
-    assert set(model) == {"id", "name", "last_activity", "execution_state", "connections"}
+    assert_kernel_model(model)
     assert model["name"] == "python3"
     assert model["connections"] == 0
-    datetime.strptime(model["last_activity"], LAST_ACTIVITY)
     assert response.headers["Location"] == f"/api/kernels/{model['id']}"
     kernel_id = model["id"]
-    gateway.remember_kernels()
-    pids = {p.pid for p in gateway.kernel_processes()}
+    server.remember_kernels()
 
-    assert gateway.request("GET", f"api/kernels/{kernel_id}").json()["id"] == kernel_id
-    listed = gateway.request("GET", "api/kernels").json()
-    assert kernel_id in [k["id"] for k in listed]
+    got = server.request("GET", f"api/kernels/{kernel_id}").json()
+    assert_kernel_model(got)
+    assert got["id"] == kernel_id
+    [listed] = [k for k in server.request("GET", "api/kernels").json() if k["id"] == kernel_id]
+    assert_kernel_model(listed)
 
-    with gateway.connect(kernel_id) as ks:
-        ks.execute("survivor = 1")
-        interrupted = gateway.request("POST", f"api/kernels/{kernel_id}/interrupt", json={})
+    with server.connect(kernel_id) as ks:
+        reply, iopub = ks.execute("import os; survivor = 1; print(os.environ['KERNEL_GATEWAY'])")
+        assert set(reply) == JSON_FRAME
+        assert (reply["channel"], reply["msg_type"]) == ("shell", "execute_reply")
+        assert reply["content"]["status"] == "ok"
+        assert stream_text(iopub) == "1\n"
+        assert server.request("GET", f"api/kernels/{kernel_id}").json()["connections"] == 1
+        interrupted = server.request("POST", f"api/kernels/{kernel_id}/interrupt", json={})
         assert interrupted.status_code == 204
-        restarted = gateway.request("POST", f"api/kernels/{kernel_id}/restart", json={})
+        restarted = server.request("POST", f"api/kernels/{kernel_id}/restart", json={})
         assert restarted.status_code == 200
+        assert_kernel_model(restarted.json())
         assert restarted.json()["id"] == kernel_id
         # The websocket stays open across the restart and talks to the new process.
+        ks.wait_for_iopub()
         _, iopub = ks.execute("print('survivor' in dir())")
         assert stream_text(iopub) == "False\n"
 
-    gateway.remember_kernels()
-    deleted = gateway.request("DELETE", f"api/kernels/{kernel_id}")
+    server.remember_kernels()
+    kernel = [p for p in server.kernel_processes() if p.pid not in others]
+    assert kernel, "no kernel process after the restart"
+    deleted = server.request("DELETE", f"api/kernels/{kernel_id}")
     assert deleted.status_code == 204
-    assert_error(gateway.request("GET", f"api/kernels/{kernel_id}"), 404)
-    gone = psutil.wait_procs([psutil.Process(p) for p in pids if psutil.pid_exists(p)], 30)
-    assert not gone[1], "the kernel process outlived DELETE"
+    assert_error(server.request("GET", f"api/kernels/{kernel_id}"), 404)
+    assert kernel_id not in [k["id"] for k in server.request("GET", "api/kernels").json()]
+    _, alive = psutil.wait_procs(kernel, 30)
+    assert not alive, "the kernel process outlived DELETE"
+
+
+def test_output_right_after_restart(gateway: Gateway, kernel_id: str) -> None:
+    """The first request after a restart has its output on the websocket open across it."""
+    with gateway.connect(kernel_id) as ks:
+        ks.execute("survivor = 1")
+        restarted = gateway.request("POST", f"api/kernels/{kernel_id}/restart", json={})
+        assert restarted.status_code == 200
+        _, iopub = ks.execute("print('survivor' in dir())")
+        assert stream_text(iopub) == "False\n"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", f"api/kernels/{UNKNOWN_ID}"),
+        ("DELETE", f"api/kernels/{UNKNOWN_ID}"),
+        ("POST", f"api/kernels/{UNKNOWN_ID}/interrupt"),
+        ("GET", "api/nothing-here"),
+    ],
+)
+def test_unknown_kernel_or_path_is_404(server: GatewayServer, method: str, path: str) -> None:
+    assert_json_error(server.request(method, path), 404)
 
 
 @pytest.mark.parametrize(
@@ -102,8 +193,8 @@ def test_unknown_things_are_404(gateway: Gateway, method: str, path: str) -> Non
     assert_error(gateway.request(method, path), 404)
 
 
-def test_wrong_method_is_405(gateway: Gateway) -> None:
-    assert_error(gateway.request("PUT", "api/kernels"), 405)
+def test_wrong_method_is_405(server: GatewayServer) -> None:
+    assert_error(server.request("PUT", "api/kernels"), 405)
 
 
 @pytest.mark.parametrize(
@@ -126,9 +217,8 @@ def test_unknown_kernelspec_is_404(gateway: Gateway) -> None:
     assert "cobol" in body["message"]
 
 
-def test_listing_is_forbidden_by_default() -> None:
-    with Gateway() as gw:
-        assert_error(gw.request("GET", "api/kernels"), 403)
+def test_listing_is_forbidden_by_default(unlisted_server: GatewayServer) -> None:
+    assert_error(unlisted_server.request("GET", "api/kernels"), 403)
 
 
 def test_kernel_limit_is_403() -> None:
@@ -208,7 +298,11 @@ def test_force_kernel_name(extra_kernelspec: dict[str, str]) -> None:
         assert started["name"] == "other"
 
 
-def test_channels_without_upgrade_is_400(gateway: Gateway, kernel_id: str) -> None:
+def test_channels_without_upgrade_is_400(server: GatewayServer, server_kernel: str) -> None:
+    assert server.request("GET", f"api/kernels/{server_kernel}/channels").status_code == 400
+
+
+def test_channels_without_upgrade_error_is_json(gateway: Gateway, kernel_id: str) -> None:
     assert_error(gateway.request("GET", f"api/kernels/{kernel_id}/channels"), 400)
 
 
