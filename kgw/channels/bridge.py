@@ -143,6 +143,41 @@ class _Handshake:
             self._monitor.shutdown()
 
 
+# Sessions of one kernel whose messages are kept while they are away, and for how long.
+MAX_OFFLINE_SESSIONS = 4
+OFFLINE_SECONDS = 600.0
+
+
+class Offline:
+    """Stands in for a client that went away: keeps what it would have been sent."""
+
+    def __init__(
+        self, session_id: str, limit: int, give_up: Callable[[Offline, str], None]
+    ) -> None:
+        self.session_id = session_id
+        self.expiry: IDelayedCall | None = None
+        self.messages: list[wire.Parts] = []
+        self._size = 0
+        self._limit = limit
+        self._give_up = give_up
+
+    def deliver(self, parts: wire.Parts) -> None:
+        self.messages.append(parts)
+        self._size += sum(map(len, parts.json_parts)) + sum(map(len, parts.buffers))
+        if self._size > self._limit:
+            self.messages.clear()
+            self._give_up(self, f"over {self._limit} bytes kept")
+
+    def cork(self) -> None:
+        pass
+
+    def uncork(self) -> None:
+        pass
+
+    def close_for(self, code: int, reason: str) -> None:
+        pass
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -165,6 +200,7 @@ class ChannelBridge:
         self._router: Router[Hashable] = Router()
         self._sockets: dict[str, _Socket] = {}
         self._stdin_handshake: _Handshake | None = None
+        self._offline: dict[str, Offline] = {}  # by session id, oldest first
         self._session = uuid.uuid4().hex
         self._requests: dict[str, _GatewayRequest] = {}
         # Connections holding frames until the end of this socket read, in order.
@@ -227,6 +263,8 @@ class ChannelBridge:
 
     def close(self, code: int = 1001, reason: str = "kernel shut down") -> None:
         """Close every client connection and every socket."""
+        for offline in list(self._offline.values()):
+            self._drop_offline(offline, reason)
         for connection in self._router.connections:
             if connection is not self:
                 connection.close_for(code, reason)  # type: ignore[attr-defined]
@@ -240,13 +278,62 @@ class ChannelBridge:
 
     @property
     def connection_count(self) -> int:
-        return len([c for c in self._router.connections if c is not self])
+        return len(
+            [c for c in self._router.connections if c is not self and not isinstance(c, Offline)]
+        )
 
-    def attach(self, connection: KernelConnection) -> None:
-        self._router.attach(connection)
+    def attach(self, connection: KernelConnection, session_id: str = "") -> None:
+        """Connect a client; one coming back with its session id first gets what its
+        session missed while it was away, replies included (jupyter_server's
+        buffer_offline_messages)."""
+        offline = self._offline.pop(session_id, None) if session_id else None
+        if offline is None:
+            self._router.attach(connection)
+            return
+        if offline.expiry is not None and offline.expiry.active():
+            offline.expiry.cancel()
+        self._router.replace(offline, connection)
+        log.info(
+            "kernel {kernel_id}: session {session_id} is back; replaying {count} messages",
+            kernel_id=self.kernel_id,
+            session_id=session_id,
+            count=len(offline.messages),
+        )
+        for parts in offline.messages:
+            connection.deliver(parts)
 
-    def detach(self, connection: KernelConnection) -> None:
-        self._router.detach(connection)
+    def detach(self, connection: KernelConnection, session_id: str = "", limit: int = 0) -> None:
+        """Disconnect a client. With a session id (and while the kernel runs), what the
+        session's requests and the kernel's broadcasts produce is kept, up to ``limit``
+        bytes, for the session to collect when it reconnects."""
+        if not (session_id and limit and self._sockets):
+            self._router.detach(connection)
+            return
+        previous = self._offline.get(session_id)
+        if previous is not None:
+            self._drop_offline(previous, "replaced")
+        offline = Offline(session_id, limit, self._drop_offline)
+        self._router.replace(connection, offline)
+        self._offline[session_id] = offline
+        offline.expiry = self._clock.callLater(
+            OFFLINE_SECONDS, self._drop_offline, offline, f"away over {OFFLINE_SECONDS:.0f}s"
+        )
+        while len(self._offline) > MAX_OFFLINE_SESSIONS:
+            oldest = next(iter(self._offline))
+            self._drop_offline(self._offline[oldest], "too many sessions away")
+
+    def _drop_offline(self, offline: Offline, reason: str) -> None:
+        if offline.expiry is not None and offline.expiry.active():
+            offline.expiry.cancel()
+        if self._offline.get(offline.session_id) is offline:
+            del self._offline[offline.session_id]
+        self._router.detach(offline)
+        log.info(
+            "kernel {kernel_id}: no longer keeping messages for session {session_id} ({reason})",
+            kernel_id=self.kernel_id,
+            session_id=offline.session_id,
+            reason=reason,
+        )
 
     def send(self, connection: Hashable, parts: wire.Parts) -> None:
         """Send a client's message to the kernel on the channel it names."""

@@ -47,10 +47,15 @@ class ChannelsProtocol(WebSocketServerProtocol):
         self._attached = False
         self._tcp: tcp.Connection | None = None  # a plain TCP transport, written eagerly
         self._corked: list[bytes] | None = None  # frames held until the bridge's batch ends
+        self._session_id = ""
+        self._dropped_by_us = False  # closed for being too slow: nothing is kept for it
 
     # --- handshake and lifetime ------------------------------------------------------------
 
     def onConnect(self, request: ConnectionRequest) -> str | None:
+        # jupyter_server's clients name their session: one that comes back after a dropped
+        # connection gets what it missed.
+        self._session_id = (request.params.get("session_id") or [""])[0][:128]
         if wire.V1_SUBPROTOCOL in request.protocols:
             self._v1 = True
             return wire.V1_SUBPROTOCOL
@@ -63,7 +68,7 @@ class ChannelsProtocol(WebSocketServerProtocol):
         transport.registerProducer(self, True)
         if isinstance(transport, tcp.Connection):  # not under TLS
             self._tcp = transport
-        self.bridge.attach(self)
+        self.bridge.attach(self, self._session_id)
         self._attached = True
         log.info(
             "kernel {kernel_id}: websocket opened ({wire_format})",
@@ -74,7 +79,10 @@ class ChannelsProtocol(WebSocketServerProtocol):
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
         if self._attached:
             self._attached = False
-            self.bridge.detach(self)
+            # A connection that dropped (no clean close) may come back: keep its messages.
+            lost = not wasClean or code in (None, 1006)
+            keep = self.max_buffer if lost and not self._dropped_by_us else 0
+            self.bridge.detach(self, self._session_id, keep)
             log.info(
                 "kernel {kernel_id}: websocket closed ({code})",
                 kernel_id=self.bridge.kernel_id,
@@ -134,6 +142,7 @@ class ChannelsProtocol(WebSocketServerProtocol):
                     kernel_id=self.bridge.kernel_id,
                     behind=behind,
                 )
+                self._dropped_by_us = True
                 self.close_for(TOO_SLOW, f"client too slow: over {self.max_buffer} bytes behind")
                 self.dropConnection(abort=True)
                 return

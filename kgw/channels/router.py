@@ -47,6 +47,20 @@ class Router(Generic[C]):
         for msg_id in [m for m, c in self._answered.items() if c == connection]:
             del self._answered[msg_id]
 
+    def replace(self, old: C, new: C) -> None:
+        """``new`` takes ``old``'s place: its pending requests, and the replies to them."""
+        pending = self._pending.pop(old, None)
+        if pending is None:
+            self.attach(new)
+            return
+        self._pending[new] = pending
+        for msg_id in pending:
+            if self._owner.get(msg_id) == old:
+                self._owner[msg_id] = new
+        for msg_id, connection in self._answered.items():
+            if connection == old:
+                self._answered[msg_id] = new
+
     def clear_requests(self) -> None:
         """Forget every outstanding request (the kernel restarted; no reply will come)."""
         self._owner.clear()

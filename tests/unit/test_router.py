@@ -326,3 +326,25 @@ def test_every_reply_reaches_exactly_its_requester_once(
         assert router.route(execute_reply(msg_id)) == [requests[msg_id]]
     for msg_id in replies:
         assert router.route(execute_reply(msg_id)) == []
+
+
+def test_replace_hands_over_pending_requests_and_answered_ones() -> None:
+    router = router_with("alice", "bob")
+    router.request("alice", execute("a1"))
+    router.request("alice", execute("a2"))
+    router.route(execute_reply("a2"))
+
+    router.replace("alice", "alice-back")
+
+    assert router.route(execute_reply("a1")) == ["alice-back"]
+    assert router.route(message("iopub", "status", parent_id="a2"))[0] == "alice-back"
+    assert "alice" not in router.connections
+    assert sorted(router.connections) == ["alice-back", "bob"]
+
+
+def test_replace_of_an_unknown_connection_attaches_the_new_one() -> None:
+    router = router_with("bob")
+
+    router.replace("ghost", "carol")
+
+    assert sorted(router.connections) == ["bob", "carol"]
