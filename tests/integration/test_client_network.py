@@ -7,6 +7,7 @@ import ipaddress
 import re
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ class Proxy:
         self.url = f"http://127.0.0.1:{self._listener.getsockname()[1]}/"
         self.request_lines: list[str] = []
         self.new_request = threading.Condition()
+        self.open = threading.Event()  # cleared: new connections wait, as during an outage
+        self.open.set()
         self._sockets: list[socket.socket] = []
         self._threads = [threading.Thread(target=self._accept, daemon=True)]
         self._threads[0].start()
@@ -53,6 +56,7 @@ class Proxy:
                 client, _ = self._listener.accept()
             except OSError:
                 return
+            self.open.wait(TIMEOUT)
             upstream = socket.create_connection(self._target, timeout=TIMEOUT)
             upstream.settimeout(None)
             self._sockets += [client, upstream]
@@ -281,3 +285,45 @@ def test_tls_is_verified_against_the_ca_bundle(tmp_path: Path) -> None:
         finally:
             kc.stop_channels()
             km.shutdown_kernel()
+
+
+def wait_until_idle(gateway: Gateway, kernel_id: str) -> None:
+    deadline = time.monotonic() + TIMEOUT
+    while gateway.request("GET", f"api/kernels/{kernel_id}").json()["execution_state"] != "idle":
+        assert time.monotonic() < deadline, "the kernel stayed busy"
+        time.sleep(0.05)
+
+
+def test_a_cell_running_across_a_drop_still_delivers_its_reply_and_output(
+    gateway: Gateway, proxy: Proxy
+) -> None:
+    km = GatewayKernelManager(url=proxy.url)
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=TIMEOUT)
+        msg_id = kc.execute("import time\ntime.sleep(1)\nprint('across the drop')")
+        # The network goes down while the cell sleeps, and stays down until it has finished:
+        # its output and reply are sent while the client is away.
+        proxy.open.clear()
+        proxy.cut()
+        gateway.wait_for_line(re.compile(rf"kernel {km.kernel_id}: websocket closed"), TIMEOUT)
+        wait_until_idle(gateway, km.kernel_id)
+        proxy.open.set()
+        reply = kc.get_shell_msg(timeout=TIMEOUT)
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert reply["content"]["status"] == "ok"
+        text = ""
+        while True:
+            message = kc.get_iopub_msg(timeout=TIMEOUT)
+            if message["parent_header"].get("msg_id") != msg_id:
+                continue
+            if message["msg_type"] == "stream":
+                text += message["content"]["text"]
+            if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
+                break
+        assert text == "across the drop\n"
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel()
