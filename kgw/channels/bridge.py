@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 import uuid
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Awaitable, Callable, Hashable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
@@ -462,7 +462,11 @@ class ChannelBridge:
             pending.settle()
 
     async def wait_ready(
-        self, timeout: float, first_wait: float = 0.1, longest_wait: float = 1.0
+        self,
+        timeout: float,
+        first_wait: float = 0.1,
+        longest_wait: float = 1.0,
+        alive: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
         """Wait until the kernel answers kernel_info and reports idle on iopub.
 
@@ -478,6 +482,8 @@ class ChannelBridge:
                 await self.request("kernel_info_request", {}, min(wait, remaining))
                 break
             except TimeoutError:
+                if alive is not None and not await alive():
+                    raise KernelExited(f"kernel {self.kernel_id} exited while starting") from None
                 wait = min(wait * 2, longest_wait)
         else:
             raise TimeoutError(f"kernel {self.kernel_id} did not answer within {timeout:.0f}s")
@@ -491,6 +497,10 @@ class ChannelBridge:
                 raise TimeoutError(
                     f"kernel {self.kernel_id}: its stdin channel did not connect"
                 ) from None
+
+
+class KernelExited(Exception):
+    """The kernel's process ended before it answered."""
 
 
 class _GatewayRequest:

@@ -19,7 +19,7 @@ from twisted.logger import Logger
 from txzmq import ZmqFactory
 
 from kgw.aio import as_deferred
-from kgw.channels.bridge import ChannelBridge
+from kgw.channels.bridge import ChannelBridge, KernelExited
 from kgw.config import GatewayConfig
 from kgw.errors import (
     BadRequest,
@@ -38,6 +38,8 @@ log = Logger()
 
 # How long a kernel may take to answer its first kernel_info, and to shut down politely.
 READY_TIMEOUT = 60.0
+# Starts of a kernel whose process exits before it answers, before the request fails.
+START_ATTEMPTS = 3
 LAST_ACTIVITY_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
@@ -63,6 +65,21 @@ class Kernel:
             "execution_state": self.bridge.execution_state,
             "connections": self.bridge.connection_count,
         }
+
+
+class _ExitedWhileStarting(KernelStartFailed):
+    """The kernel process ended before it answered kernel_info."""
+
+
+async def _exit_code(manager: AsyncKernelManager) -> int | None:
+    provisioner = manager.provisioner
+    if provisioner is None:
+        return None
+    try:
+        code: int | None = await as_deferred(provisioner.poll())
+    except Exception:
+        return None
+    return code
 
 
 class KernelRegistry:
@@ -183,26 +200,53 @@ class KernelRegistry:
     async def launch(self, name: str, env: dict[str, str]) -> Kernel:
         """Start a kernel process, wait until it answers, run the seed; the kernel is ready.
 
-        The kernel is not registered: the caller hands it to a client or keeps it pooled.
+        A kernel whose process ends before it answers is started again, with new ports
+        (jupyter_client picks free ports before the kernel binds them, and on a busy host
+        another process can take one in between), up to START_ATTEMPTS times. The kernel is
+        not registered: the caller hands it to a client or keeps it pooled.
         """
         kernel_id = str(uuid.uuid4())
-        manager = await self._start_process(kernel_id, name, env)
-        bridge = ChannelBridge(
-            kernel_id, manager.get_connection_info(), self._zmq, self._clock, self.metrics.traffic
-        )
-        kernel = Kernel(kernel_id, name, manager, bridge, env)
-        try:
-            await self._make_ready(kernel)
-        except KernelStartFailed as e:
-            log.error(
-                "kernel {kernel_id} ({name}) not started: {error}",
-                kernel_id=kernel_id,
-                name=name,
-                error=e.message,
+        for attempt in range(1, START_ATTEMPTS + 1):
+            manager = await self._start_process(kernel_id, name, env)
+            bridge = ChannelBridge(
+                kernel_id,
+                manager.get_connection_info(),
+                self._zmq,
+                self._clock,
+                self.metrics.traffic,
             )
-            await self._stop_process(kernel, now=True)
-            raise
-        return kernel
+            kernel = Kernel(kernel_id, name, manager, bridge, env)
+            try:
+                await self._make_ready(kernel)
+                return kernel
+            except KernelStartFailed as e:
+                exited = isinstance(e, _ExitedWhileStarting)
+                code = await _exit_code(manager) if exited else None
+                await self._stop_process(kernel, now=True)
+                if exited and attempt < START_ATTEMPTS:
+                    log.warn(
+                        "kernel {kernel_id} ({name}) exited while starting (exit code {code}); "
+                        "starting it again with new ports (attempt {attempt} of {attempts})",
+                        kernel_id=kernel_id,
+                        name=name,
+                        code=code,
+                        attempt=attempt + 1,
+                        attempts=START_ATTEMPTS,
+                    )
+                    continue
+                if exited:
+                    e = KernelStartFailed(
+                        f"Kernel {name} exited while starting, {START_ATTEMPTS} times "
+                        f"(last exit code {code}); see the gateway's log for its output"
+                    )
+                log.error(
+                    "kernel {kernel_id} ({name}) not started: {error}",
+                    kernel_id=kernel_id,
+                    name=name,
+                    error=e.message,
+                )
+                raise e from None
+        raise AssertionError("unreachable")
 
     async def _start_process(
         self, kernel_id: str, name: str, env: dict[str, str]
@@ -218,8 +262,13 @@ class KernelRegistry:
         return manager
 
     async def _make_ready(self, kernel: Kernel) -> None:
+        async def alive() -> bool:
+            return await self.is_alive(kernel)
+
         try:
-            await kernel.bridge.wait_ready(READY_TIMEOUT)
+            await kernel.bridge.wait_ready(READY_TIMEOUT, alive=alive)
+        except KernelExited:
+            raise _ExitedWhileStarting(f"Kernel {kernel.name} exited while starting") from None
         except (TimeoutError, ConnectionError) as e:
             raise KernelStartFailed(f"Kernel {kernel.name} did not become ready: {e}") from None
         if self.seed.applies_to(kernel.name):

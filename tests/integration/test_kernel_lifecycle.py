@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import sys
 from pathlib import Path
 
 import psutil
@@ -211,3 +212,55 @@ def test_culling_connected_and_busy_when_told_to() -> None:
             )
             gw.wait_for_line(re.compile(rf"kernel {busy} \(python3\) shut down \(culled: idle"), 60)
         assert gw.request("GET", "api/kernels").json() == []
+
+
+# A kernel that exits at once the first ``fails`` times it is started (as one does when
+# another process took one of its ports), then starts for real.
+FLAKY_KERNEL = """\
+import pathlib, sys
+counter = pathlib.Path(sys.argv[1])
+starts = int(counter.read_text()) if counter.exists() else 0
+counter.write_text(str(starts + 1))
+if starts < int(sys.argv[2]):
+    sys.exit(3)
+from ipykernel import kernelapp
+kernelapp.launch_new_instance(argv=sys.argv[3:])
+"""
+
+
+def flaky_kernelspec(tmp_path: Path, fails: int) -> dict[str, str]:
+    script = tmp_path / "flaky_kernel.py"
+    script.write_text(FLAKY_KERNEL)
+    spec_dir = tmp_path / "kernels" / "flaky"
+    spec_dir.mkdir(parents=True)
+    argv = [sys.executable, str(script), str(tmp_path / "starts"), str(fails)]
+    spec = {
+        "argv": [*argv, "-f", "{connection_file}"],
+        "display_name": "Flaky Python",
+        "language": "python",
+    }
+    (spec_dir / "kernel.json").write_text(json.dumps(spec))
+    return {"JUPYTER_PATH": str(tmp_path) + os.pathsep + os.environ.get("JUPYTER_PATH", "")}
+
+
+def test_a_kernel_that_exits_while_starting_is_started_again(tmp_path: Path) -> None:
+    with Gateway(env=flaky_kernelspec(tmp_path, fails=2)) as gw:
+        response = gw.request("POST", "api/kernels", json={"name": "flaky"})
+        gw.remember_kernels()
+        assert response.status_code == 201, response.text
+        with gw.connect(response.json()["id"]) as ks:
+            reply, _ = ks.execute("pass")
+            assert reply["content"]["status"] == "ok"
+        assert (tmp_path / "starts").read_text() == "3"
+    assert "exited while starting (exit code 3); starting it again" in gw.log
+
+
+def test_a_kernel_that_always_exits_fails_the_request_and_says_so(tmp_path: Path) -> None:
+    with Gateway(env=flaky_kernelspec(tmp_path, fails=10)) as gw:
+        response = gw.request("POST", "api/kernels", json={"name": "flaky"})
+        gw.remember_kernels()
+        assert response.status_code == 500
+        assert response.json()["reason"] == "Kernel Start Failed"
+        assert "exited while starting, 3 times (last exit code 3)" in response.json()["message"]
+        assert (tmp_path / "starts").read_text() == "3"
+        assert gw.leftover_kernels() == []
