@@ -205,6 +205,8 @@ class ChannelBridge:
         self._requests: dict[str, _GatewayRequest] = {}
         # Connections holding frames until the end of this socket read, in order.
         self._corked: dict[Hashable, None] = {}
+        # Clients' shell requests kept while the kernel restarts (see hold()).
+        self._held: list[tuple[Hashable, wire.Parts]] | None = None
         self.execution_state = "starting"
         self.last_activity = _utcnow()
         self.connect(connection_info)
@@ -335,13 +337,39 @@ class ChannelBridge:
             reason=reason,
         )
 
+    def hold(self) -> None:
+        """Keep clients' shell requests from now on, until release(): the kernel restarts.
+
+        They then run after the gateway's own readiness check and seed cells, in the order
+        they came, rather than before the seed or on the sockets of the process that died.
+        """
+        if self._held is None:
+            self._held = []
+
+    def release(self) -> None:
+        """Send the requests kept since hold(); drop them if the kernel is not running."""
+        held, self._held = self._held or [], None
+        for connection, parts in held:
+            try:
+                self.send(connection, parts)
+            except wire.FrameError as e:
+                log.info(
+                    "kernel {kernel_id}: dropped a {msg_type} held during a restart: {error}",
+                    kernel_id=self.kernel_id,
+                    msg_type=parts.msg_type,
+                    error=str(e),
+                )
+
     def send(self, connection: Hashable, parts: wire.Parts) -> None:
         """Send a client's message to the kernel on the channel it names."""
+        if parts.channel not in ("shell", "control", "stdin"):
+            raise wire.FrameError(f"unknown channel {parts.channel!r}")
+        if self._held is not None and connection is not self and parts.channel == "shell":
+            self._held.append((connection, parts))
+            return
         if not self._sockets:
             raise wire.FrameError("the kernel is not running")
-        sock = self._sockets.get(parts.channel)
-        if sock is None or parts.channel == "iopub":
-            raise wire.FrameError(f"unknown channel {parts.channel!r}")
+        sock = self._sockets[parts.channel]
         self._router.request(connection, parts)
         self.last_activity = _utcnow()
         frames = wire.parts_to_zmq(parts, self._signer)
@@ -488,15 +516,21 @@ class ChannelBridge:
         else:
             raise TimeoutError(f"kernel {self.kernel_id} did not answer within {timeout:.0f}s")
         # The kernel listens on every port once it answers; stdin may still be reconnecting.
-        if self._stdin_handshake is not None:
-            joined = self._stdin_handshake.wait()
-            joined.addTimeout(max(0.0, deadline - self._clock.seconds()), self._clock)
+        # Waited for the same way, so that a kernel dying meanwhile is noticed soon.
+        handshake = self._stdin_handshake
+        wait = first_wait
+        while handshake is not None and not handshake.done:
+            remaining = deadline - self._clock.seconds()
+            if remaining <= 0:
+                raise TimeoutError(f"kernel {self.kernel_id}: its stdin channel did not connect")
+            joined = handshake.wait()
+            joined.addTimeout(min(wait, remaining), self._clock)
             try:
                 await joined
             except defer.TimeoutError:
-                raise TimeoutError(
-                    f"kernel {self.kernel_id}: its stdin channel did not connect"
-                ) from None
+                if alive is not None and not await alive():
+                    raise KernelExited(f"kernel {self.kernel_id} exited while starting") from None
+                wait = min(wait * 2, longest_wait)
 
 
 class KernelExited(Exception):

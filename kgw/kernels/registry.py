@@ -55,6 +55,22 @@ class Kernel:
     restarts: list[float] = attrs.Factory(list)  # reactor times of automatic restarts
     dead: bool = False
     busy_with: str = ""  # "restarting" or "shutting down" while the registry works on it
+    _waiting: list[Deferred[None]] = attrs.Factory(list)  # for busy_with to clear
+
+    def settled(self) -> Deferred[None]:
+        """Fires once the registry's work on this kernel (a restart, a death) is over."""
+        done: Deferred[None] = Deferred()
+        if self.busy_with:
+            self._waiting.append(done)
+        else:
+            done.callback(None)
+        return done
+
+    def settle(self) -> None:
+        self.busy_with = ""
+        waiting, self._waiting = self._waiting, []
+        for done in waiting:
+            done.callback(None)
 
     def model(self) -> dict[str, Any]:
         """The kernel model of jupyter_server's REST API."""
@@ -330,6 +346,8 @@ class KernelRegistry:
     async def _restart(self, kernel: Kernel, now: bool) -> None:
         kernel.busy_with = "restarting"
         kernel.bridge.execution_state = "restarting"
+        kernel.bridge.hold()  # clients' code runs after the seed, in the new process
+        exited = False
         try:
             if kernel.dead:
                 # A dead kernel's manager has let go of everything: start afresh, same id.
@@ -340,41 +358,53 @@ class KernelRegistry:
             kernel.bridge.connect(kernel.manager.get_connection_info())
             kernel.bridge.broadcast_status("starting")
             await self._make_ready(kernel)
+        except _ExitedWhileStarting:
+            exited = True  # revive() tries again: keep holding
+            raise
         except Exception as e:
             if not isinstance(e, KernelStartFailed):
                 log.failure("kernel {kernel_id} failed to restart", kernel_id=kernel.id)
             raise KernelStartFailed(f"Kernel {kernel.id} failed to restart: {e}") from None
         finally:
-            kernel.busy_with = ""
+            if not exited:
+                kernel.bridge.release()
+            kernel.settle()
 
     async def revive(self, kernel: Kernel) -> None:
-        """A kernel died on its own: restart it in place, or declare it dead if it keeps dying."""
-        now = self._clock.seconds()
+        """A kernel died on its own: restart it in place, or declare it dead if it keeps dying.
+
+        A kernel that dies again while it restarts counts as one more death.
+        """
         window = self._config.restart_window
-        kernel.restarts = [t for t in kernel.restarts if now - t < window]
-        if len(kernel.restarts) >= self._config.restart_limit:
-            await self._declare_dead(kernel, f"{len(kernel.restarts)} restarts in {window}s")
+        while True:
+            now = self._clock.seconds()
+            kernel.restarts = [t for t in kernel.restarts if now - t < window]
+            if len(kernel.restarts) >= self._config.restart_limit:
+                await self._declare_dead(kernel, f"{len(kernel.restarts)} restarts in {window}s")
+                return
+            kernel.restarts.append(now)
+            log.warn(
+                "kernel {kernel_id} ({name}) died; restarting it (restart {count} in {window}s)",
+                kernel_id=kernel.id,
+                name=kernel.name,
+                count=len(kernel.restarts),
+                window=window,
+            )
+            kernel.bridge.broadcast_status("restarting")
+            self.metrics.restarts.labels("died").inc()
+            try:
+                await self._restart(kernel, now=True)
+            except _ExitedWhileStarting:
+                continue
+            except KernelStartFailed as e:
+                await self._declare_dead(kernel, e.message)
+                return
+            log.info(
+                "kernel {kernel_id} ({name}) restarted (it had died)",
+                kernel_id=kernel.id,
+                name=kernel.name,
+            )
             return
-        kernel.restarts.append(now)
-        log.warn(
-            "kernel {kernel_id} ({name}) died; restarting it (restart {count} in {window}s)",
-            kernel_id=kernel.id,
-            name=kernel.name,
-            count=len(kernel.restarts),
-            window=window,
-        )
-        kernel.bridge.broadcast_status("restarting")
-        self.metrics.restarts.labels("died").inc()
-        try:
-            await self._restart(kernel, now=True)
-        except KernelStartFailed as e:
-            await self._declare_dead(kernel, e.message)
-            return
-        log.info(
-            "kernel {kernel_id} ({name}) restarted (it had died)",
-            kernel_id=kernel.id,
-            name=kernel.name,
-        )
 
     async def _declare_dead(self, kernel: Kernel, reason: str) -> None:
         self.metrics.deaths.inc()
@@ -394,12 +424,15 @@ class KernelRegistry:
             kernel.dead = True
             kernel.bridge.broadcast_status("dead")
             kernel.bridge.disconnect()
-            kernel.busy_with = ""
+            kernel.bridge.release()  # nothing runs: what was held is dropped
+            kernel.settle()
 
     async def shutdown(self, kernel_id: str, now: bool = False, reason: str = "requested") -> None:
         kernel = self._kernels.pop(kernel_id, None)
         if kernel is None:
             raise NoSuchKernel(kernel_id)
+        while kernel.busy_with:  # being restarted after it died: let that end first
+            await kernel.settled()
         await self._stop_process(kernel, now)
         log.info(
             "kernel {kernel_id} ({name}) shut down ({reason})",

@@ -303,7 +303,14 @@ def test_a_cell_running_across_a_drop_still_delivers_its_reply_and_output(
     kc.start_channels()
     try:
         kc.wait_for_ready(timeout=TIMEOUT)
-        msg_id = kc.execute("import time\ntime.sleep(1)\nprint('across the drop')")
+        msg_id = kc.execute("import time\ntime.sleep(2)\nprint('across the drop')")
+        # The request must have reached the kernel before the cut (one still in flight is lost
+        # with the connection, as on any network): its execute_input says it is running.
+        while True:
+            message = kc.get_iopub_msg(timeout=TIMEOUT)
+            if message["parent_header"].get("msg_id") == msg_id:
+                if message["msg_type"] == "execute_input":
+                    break
         # The network goes down while the cell sleeps, and stays down until it has finished:
         # its output and reply are sent while the client is away.
         proxy.open.clear()

@@ -135,14 +135,12 @@ def test_killed_kernel_is_restarted_in_place_and_keeps_its_websocket(tmp_path: P
         with gw.connect(kernel_id) as ks:
             old_pid = kernel_pid(ks)
             os.kill(old_pid, signal.SIGKILL)
-            seen = statuses_until(ks, {"idle", "dead"})
-            assert seen[0] == "restarting"
-            assert "starting" in seen
-            assert seen[-1] == "idle"
-            new_pid = kernel_pid(ks)
-            assert new_pid != old_pid
-            _, iopub = ks.execute("print(seeded)")
+            assert statuses_until(ks, {"restarting"}) == ["restarting"]
+            # Code sent while the kernel restarts runs once it is back and seeded again.
+            reply, iopub = ks.execute("print(seeded)")
+            assert reply["content"]["status"] == "ok"
             assert stream_text(iopub) == "yes\n", "the seed runs again after a restart"
+            assert kernel_pid(ks) != old_pid
         model = gw.request("GET", f"api/kernels/{kernel_id}").json()
         assert model["execution_state"] == "idle"
         gw.remember_kernels()
@@ -264,3 +262,45 @@ def test_a_kernel_that_always_exits_fails_the_request_and_says_so(tmp_path: Path
         assert "exited while starting, 3 times (last exit code 3)" in response.json()["message"]
         assert (tmp_path / "starts").read_text() == "3"
         assert gw.leftover_kernels() == []
+
+
+def test_delete_during_an_automatic_restart_waits_for_it_and_shuts_down() -> None:
+    with Gateway("--list-kernels") as gw:
+        kernel_id = gw.start_kernel()
+        with gw.connect(kernel_id) as ks:
+            old_pid = kernel_pid(ks)
+            os.kill(old_pid, signal.SIGKILL)
+            assert statuses_until(ks, {"restarting"}) == ["restarting"]
+            gw.remember_kernels()
+            response = gw.request("DELETE", f"api/kernels/{kernel_id}")
+            gw.remember_kernels()
+        assert response.status_code == 204
+        assert gw.request("GET", "api/kernels").json() == []
+        gw.wait_for_line(re.compile(rf"kernel {kernel_id} \(python3\) shut down"), 60)
+        assert gw.leftover_kernels() == []
+    assert "Traceback" not in gw.log
+    assert "critical" not in gw.log.lower()
+
+
+def test_a_kernel_that_dies_again_while_restarting_counts_as_another_death(
+    tmp_path: Path,
+) -> None:
+    env = flaky_kernelspec(tmp_path, fails=10)
+    counter = tmp_path / "starts"
+    counter.write_text("10")  # the first start succeeds; after the reset below, none does
+    options = ("--list-kernels", "--restart-limit", "3", "--restart-window", "120")
+    with Gateway(*options, env=env) as gw:
+        response = gw.request("POST", "api/kernels", json={"name": "flaky"})
+        gw.remember_kernels()
+        assert response.status_code == 201, response.text
+        kernel_id = response.json()["id"]
+        with gw.connect(kernel_id) as ks:
+            pid = kernel_pid(ks)
+            counter.write_text("0")
+            os.kill(pid, signal.SIGKILL)
+            assert statuses_until(ks, {"dead", "idle"}) == ["restarting", "starting"] * 3 + ["dead"]
+        assert counter.read_text() == "3"
+        model = gw.request("GET", f"api/kernels/{kernel_id}").json()
+        assert model["execution_state"] == "dead"
+        assert gw.leftover_kernels() == []
+    assert "3 restarts in 120" in gw.log
