@@ -9,6 +9,7 @@ CLIENT_REQUIRES = [
     "jupyter_core>=5.1",  # jupyter_core.utils.run_sync
     "traitlets>=5.3",
     "websockets>=15",  # websockets.asyncio.client.connect(proxy=...)
+    "pyzmq>=25",  # the kernelspec relay binds a connection file's ports
 ]
 
 
