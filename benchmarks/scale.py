@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -125,13 +126,6 @@ async def many_kernels(target: Target, sizes: Sizes, reps: int) -> AsyncIterator
         await asyncio.gather(*(c.close() for c in clients), return_exceptions=True)
 
 
-async def _drain(channels: Channels) -> None:
-    """Read and drop everything, as an idle but live client does."""
-    with contextlib.suppress(Exception):
-        while True:
-            await channels.recv()
-
-
 async def _close_quietly(channels: Channels) -> None:
     with contextlib.suppress(Exception):
         await channels.close()
@@ -157,24 +151,64 @@ async def _probe(target: Target, kernel_id: str, sizes: Sizes, prefix: str) -> R
     return {**row, f"{prefix}_failed": 0}
 
 
-async def _open_idle(target: Target, kernel_ids: list[str], sizes: Sizes) -> list[Channels]:
-    """Open the idle connections, spread evenly over the kernels; keep those that opened."""
+class IdleClients:
+    """The idle connections, held and drained by ``benchmarks.idle_clients`` in a process of
+    their own: what thousands of other clients receive is not read by the measuring one."""
 
-    async def open_one(kernel_id: str) -> Channels | None:
-        try:
-            return await target.connect(kernel_id)
-        except Exception:
-            return None
+    def __init__(self, process: asyncio.subprocess.Process, opened: int) -> None:
+        self._process = process
+        self.opened = opened
 
-    async with asyncio.timeout(sizes.timeout):
-        opened = await bounded(
-            OPEN_CONCURRENCY,
-            [
-                functools.partial(open_one, kernel_ids[i % len(kernel_ids)])
-                for i in range(sizes.idle_connections)
-            ],
+    @classmethod
+    async def open(cls, target: Target, kernel_ids: list[str], sizes: Sizes) -> IdleClients:
+        base = "ws" + target.url[len("http") :]
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "benchmarks.idle_clients",
+            base,
+            str(sizes.idle_connections),
+            str(sizes.timeout),
+            *kernel_ids,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=Path(__file__).resolve().parent.parent,
         )
-    return [c for c in opened if c is not None]
+        try:
+            async with asyncio.timeout(sizes.timeout):
+                opened = int(await cls._answer(process, "opened"))
+        except BaseException:
+            await cls._end(process)
+            raise
+        return cls(process, opened)
+
+    @staticmethod
+    async def _answer(process: asyncio.subprocess.Process, word: str) -> str:
+        assert process.stdout is not None
+        line = (await process.stdout.readline()).decode()
+        if not line.startswith(word + " "):
+            raise RuntimeError(f"idle clients: expected {word!r}, got {line!r}")
+        return line.split()[1]
+
+    async def still_open(self) -> int:
+        assert self._process.stdin is not None
+        self._process.stdin.write(b"count\n")
+        await self._process.stdin.drain()
+        return int(await self._answer(self._process, "open"))
+
+    async def close(self) -> None:
+        await self._end(self._process)
+
+    @staticmethod
+    async def _end(process: asyncio.subprocess.Process) -> None:
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            async with asyncio.timeout(60):
+                await process.wait()
+        except TimeoutError:
+            process.kill()
+            await process.wait()
 
 
 async def idle_scale(target: Target, sizes: Sizes, reps: int) -> AsyncIterator[Row]:
@@ -188,19 +222,18 @@ async def idle_scale(target: Target, sizes: Sizes, reps: int) -> AsyncIterator[R
     own_kernel = await target.start_kernel() if tree is not None else None
     for _ in range(reps):
         row: Row = {}
-        idle: list[Channels] = []
-        drains: list[asyncio.Task[None]] = []
+        idle: IdleClients | None = None
         try:
             if tree is not None:
                 rss_before, fds_before, zmq_before = await _snapshot(tree)
-                idle = await _open_idle(target, kernel_ids, sizes)
-                drains = [asyncio.ensure_future(_drain(c)) for c in idle]
+                idle = await IdleClients.open(target, kernel_ids, sizes)
                 rss_after, fds_after, zmq_after = await _snapshot(tree)
+                per_connection = (rss_after - rss_before) / max(idle.opened, 1) / 1024
                 row |= {
                     # open now: a gateway may accept the handshake, then close (jkg does
                     # when it runs out of ZeroMQ sockets)
-                    "opened": sum(not task.done() for task in drains),
-                    "rss_per_conn_kib": (rss_after - rss_before) / max(len(idle), 1) / 1024,
+                    "opened": await idle.still_open(),
+                    "rss_per_conn_kib": per_connection,
                     "zmq_before": zmq_before,
                     "zmq_after": zmq_after,
                     "fds_before": fds_before,
@@ -210,7 +243,6 @@ async def idle_scale(target: Target, sizes: Sizes, reps: int) -> AsyncIterator[R
             if own_kernel is not None:
                 row |= await _probe(target, own_kernel, sizes, "rtt_own")
         finally:
-            for task in drains:
-                task.cancel()
-            await bounded(OPEN_CONCURRENCY, [functools.partial(_close_quietly, c) for c in idle])
+            if idle is not None:
+                await idle.close()
         yield row
