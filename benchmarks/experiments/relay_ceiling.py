@@ -1,4 +1,4 @@
-"""Ceiling of the simplest possible Python relay for 1 MiB stream chunks.
+"""Ceiling of the simplest possible Python relay for stream output (1 MiB chunks or short lines).
 
 The stream target says a gateway delivers >= 90 % of the MB/s of a direct ZeroMQ client. This
 script measures, in one run and alternating, that floor (jupyter_client reading iopub itself)
@@ -6,6 +6,10 @@ and relays far simpler than any gateway: one extra Python process that reads the
 iopub with pyzmq, optionally checks the HMAC signature, and forwards the frames length-prefixed
 over loopback TCP (or as one websocket binary frame) to a client that json-decodes them. If even
 these stay below 90 % of the floor, no Python relay process can reach the target on this machine.
+
+Two workloads (``--workload``): ``chunks`` (default: 50 x 1 MiB stdout chunks, MB/s) and
+``lines`` (20,000 short lines, one write + flush each, as benchmarks/streams.py; lines/s counted
+intact and in order).
 
 Run from the repository root: ``python benchmarks/experiments/relay_ceiling.py``.
 """
@@ -24,7 +28,6 @@ import statistics
 import struct
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -36,22 +39,18 @@ from typing import Any
 import psutil
 import zmq
 
+if __package__ in (None, ""):  # run as a script: make the `benchmarks` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks.client import execute_content
+from benchmarks.environment import KERNEL_NAME, install_kernelspec
+from benchmarks.streams import chunks_code, intact_lines, lines_code
+
 MB = 1e6
 MIB = 1 << 20
 DELIM = b"<IDS|MSG>"
 CH_SHELL, CH_IOPUB = 0, 1
-KERNEL_NAME = "relay-ceiling-python3"
 RUN_TIMEOUT = 300.0
-
-
-def chunks_code(count: int, size: int) -> str:
-    return (
-        "import sys\n"
-        f"_chunk = 'x' * {size}\n"
-        f"for _ in range({count}):\n"
-        "    sys.stdout.write(_chunk)\n"
-        "    sys.stdout.flush()\n"
-    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -243,7 +242,7 @@ def relay_main(mode: str, connection_file: str) -> None:
 
 @dataclass
 class Run:
-    mbps: float
+    rate: float  # the workload's unit (MB or lines) per second, execute_request -> last unit
     wall: float  # send of execute_request -> idle
     messages: int
     cpu: dict[str, float]  # process -> user+system seconds during the run
@@ -253,7 +252,7 @@ class Run:
 class Target:
     name: str
     description: str
-    execute: Callable[[str, int], Awaitable[tuple[float, float, int, int]]]
+    execute: Callable[[str, Tally], Awaitable[float]]  # runs code into the tally; returns t0
     processes: dict[str, psutil.Process]
     runs: list[Run] = field(default_factory=list)
     close: Callable[[], Awaitable[None]] | None = None
@@ -265,38 +264,94 @@ def cpu_seconds(process: psutil.Process) -> float:
 
 
 class Tally:
+    """One execute's stdout as a client received it; t_last is when the last expected unit came."""
+
+    unit = "MB"
+    scale = MB  # received() / scale = units
+    decimals = 1
+    heading = "MB = 1e6 bytes; time from execute_request sent to the last stream msg"
+
     def __init__(self, expected: int) -> None:
         self.expected = expected
-        self.bytes = 0
+        self.chars = 0
         self.messages = 0
         self.t_last = 0.0
 
     def stream(self, text: str) -> None:
-        self.bytes += len(text)  # the text is ASCII: characters == UTF-8 bytes
+        self.chars += len(text)  # the text is ASCII: characters == UTF-8 bytes
         self.messages += 1
-        if self.bytes >= self.expected:
+        if self.take(text) >= self.expected:
             self.t_last = time.perf_counter()
 
+    def take(self, text: str) -> int:
+        """Record one message's text; return how many units (bytes here) have arrived."""
+        return self.chars
 
-def write_kernelspec() -> Path:
-    """A JUPYTER_PATH entry whose kernelspec runs this very interpreter's ipykernel.
+    def received(self) -> int:
+        return self.chars
 
-    The installed python3 kernelspec runs ``python`` (a pyenv shim here), so it is not used.
-    """
-    root = Path(tempfile.mkdtemp(prefix="relay-ceiling-jupyter-"))
-    spec_dir = root / "kernels" / KERNEL_NAME
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3 (relay ceiling)",
-        "language": "python",
-        "interrupt_mode": "signal",
-        "metadata": {},
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
-    previous = os.environ.get("JUPYTER_PATH")
-    os.environ["JUPYTER_PATH"] = os.pathsep.join(filter(None, [str(root), previous]))
-    return root
+    def complete(self) -> bool:
+        return self.chars == self.expected
+
+
+class LineTally(Tally):
+    """Short numbered lines; a stream message's text may hold several of them."""
+
+    unit = "lines"
+    scale = 1
+    decimals = 0
+    heading = "lines intact and in order; time from execute_request sent to the last line"
+
+    def __init__(self, expected: int) -> None:
+        super().__init__(expected)
+        self.texts: list[str] = []
+        self.newlines = 0
+
+    def take(self, text: str) -> int:
+        self.texts.append(text)
+        self.newlines += text.count("\n")
+        return self.newlines
+
+    def received(self) -> int:
+        """Lines 0 .. expected-1 intact and in order, counted as benchmarks/streams.py does."""
+        return intact_lines(self.texts, self.expected)
+
+    def complete(self) -> bool:
+        expected_chars = sum(len(f"{i}\n") for i in range(self.expected))
+        return self.received() == self.expected and self.chars == expected_chars
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    description: str
+    tally: type[Tally]
+    code: str
+    expected: int  # in the tally's units before scaling: bytes or lines
+    warmup_code: str  # the first execute imports things; not measured
+    warmup_expected: int
+
+
+def make_workload(args: argparse.Namespace) -> Workload:
+    if args.workload == "lines":
+        return Workload(
+            "lines",
+            f"{args.lines} short stdout lines, one write + flush each",
+            LineTally,
+            lines_code(args.lines),
+            args.lines,
+            lines_code(100),
+            100,
+        )
+    return Workload(
+        "chunks",
+        f"{args.chunks} x {args.chunk_size} byte stdout chunks",
+        Tally,
+        chunks_code(args.chunks, args.chunk_size),
+        args.chunks * args.chunk_size,
+        chunks_code(3, args.chunk_size),
+        3 * args.chunk_size,
+    )
 
 
 async def start_kernel(cleanups: list[Callable[[], Awaitable[None]]]) -> Any:
@@ -335,10 +390,9 @@ async def floor_target(cleanups: list[Callable[[], Awaitable[None]]]) -> Target:
         except Exception:
             continue
 
-    async def execute(code: str, expected: int) -> tuple[float, float, int, int]:
+    async def execute(code: str, tally: Tally) -> float:
         t0 = time.perf_counter()
         msg_id = kc.execute(code, store_history=False)
-        tally = Tally(expected)
         while True:
             msg = await kc.get_iopub_msg(timeout=RUN_TIMEOUT)
             if msg["parent_header"].get("msg_id") != msg_id:
@@ -348,7 +402,7 @@ async def floor_target(cleanups: list[Callable[[], Awaitable[None]]]) -> Target:
                 tally.stream(msg["content"]["text"])
             elif msg_type == "status" and msg["content"]["execution_state"] == "idle":
                 break
-        return t0, tally.t_last, tally.bytes, tally.messages
+        return t0
 
     processes = {"kernel": kernel_process(km), "client": psutil.Process()}
     return Target("floor", "jupyter_client direct (Session deserialize, HMAC)", execute, processes)
@@ -441,20 +495,9 @@ async def relay_target(
                     break
             break
 
-    async def execute(code: str, expected: int) -> tuple[float, float, int, int]:
+    async def execute(code: str, tally: Tally) -> float:
         t0 = time.perf_counter()
-        msg_id = await request(
-            "execute_request",
-            {
-                "code": code,
-                "silent": False,
-                "store_history": False,
-                "user_expressions": {},
-                "allow_stdin": False,
-                "stop_on_error": True,
-            },
-        )
-        tally = Tally(expected)
+        msg_id = await request("execute_request", execute_content(code))
         while True:
             channel, frames = await asyncio.wait_for(receive(), RUN_TIMEOUT)
             msg_type, parent_id, content = decode(frames, loads)
@@ -464,7 +507,7 @@ async def relay_target(
                 tally.stream(content["text"])
             elif msg_type == "status" and content["execution_state"] == "idle":
                 break
-        return t0, tally.t_last, tally.bytes, tally.messages
+        return t0
 
     processes = {
         "kernel": kernel_process(km),
@@ -474,15 +517,20 @@ async def relay_target(
     return Target(name, description, execute, processes, close=close)
 
 
-async def measure(target: Target, code: str, expected_bytes: int) -> Run:
+async def measure(target: Target, workload: Workload) -> Run:
+    tally = workload.tally(workload.expected)
     before = {name: cpu_seconds(p) for name, p in target.processes.items()}
-    t0, t_last, received, messages = await target.execute(code, expected_bytes)
+    t0 = await target.execute(workload.code, tally)
     t_idle = time.perf_counter()
     after = {name: cpu_seconds(p) for name, p in target.processes.items()}
-    if received != expected_bytes:
-        raise RuntimeError(f"{target.name}: got {received} bytes, expected {expected_bytes}")
+    if not tally.complete():
+        raise RuntimeError(
+            f"{target.name}: got {tally.received()} {tally.unit} ({tally.chars} characters),"
+            f" expected {workload.expected}"
+        )
     cpu = {name: after[name] - before[name] for name in before}
-    return Run(received / MB / (t_last - t0), t_idle - t0, messages, cpu)
+    rate = tally.received() / tally.scale / (tally.t_last - t0)
+    return Run(rate, t_idle - t0, tally.messages, cpu)
 
 
 # --------------------------------------------------------------------------------------------
@@ -566,27 +614,28 @@ def fmt_row(cells: Sequence[str], widths: Sequence[int]) -> str:
     )
 
 
-def report(targets: list[Target]) -> None:
+def report(targets: list[Target], workload: Workload) -> None:
     floor = targets[0]
-    floor_median = statistics.median(r.mbps for r in floor.runs)
-    print("\nThroughput (MB = 1e6 bytes; time from execute_request sent to the last stream msg)")
-    widths = [22, 9, 17, 7, 10, 7]
-    print(fmt_row(["target", "MB/s med", "min-max", "ratio", "paired", "msgs"], widths))
+    floor_median = statistics.median(r.rate for r in floor.runs)
+    unit, decimals = workload.tally.unit, workload.tally.decimals
+    print(f"\nThroughput ({workload.tally.heading})")
+    widths = [22, max(9, len(unit) + 6), 17, 7, 10, 7]
+    print(fmt_row(["target", f"{unit}/s med", "min-max", "ratio", "paired", "msgs"], widths))
     for target in targets:
-        values = [r.mbps for r in target.runs]
+        values = [r.rate for r in target.runs]
         median = statistics.median(values)
         paired = statistics.median(
-            r.mbps / f.mbps for r, f in zip(target.runs, floor.runs, strict=True)
+            r.rate / f.rate for r, f in zip(target.runs, floor.runs, strict=True)
         )
         print(
             fmt_row(
                 [
                     target.name,
-                    f"{median:.1f}",
-                    f"{min(values):.1f}-{max(values):.1f}",
+                    f"{median:.{decimals}f}",
+                    f"{min(values):.{decimals}f}-{max(values):.{decimals}f}",
                     f"{median / floor_median:.2f}",
                     f"{paired:.2f}",
-                    str(target.runs[0].messages),
+                    f"{statistics.median(r.messages for r in target.runs):.0f}",
                 ],
                 widths,
             )
@@ -609,13 +658,13 @@ def report(targets: list[Target]) -> None:
         print(fmt_row(cells, widths))
     print("(kernel = ipykernel process incl. its IOPub thread; client = this benchmark process;")
     print(" 200% = both cores busy; /proc CPU times have 10 ms resolution)")
+    if unit != "MB":
+        print(f"(msgs = median stdout stream messages; ipykernel may put several {unit} in one)")
 
 
-async def main_async(args: argparse.Namespace) -> None:
-    expected_bytes = args.chunks * args.chunk_size
+async def main_async(args: argparse.Namespace, workload: Workload) -> None:
     loads = DECODERS[args.decoder]
-    code = chunks_code(args.chunks, args.chunk_size)
-    spec_root = write_kernelspec()
+    spec_root = install_kernelspec()
     cleanups: list[Callable[[], Awaitable[None]]] = []
     targets: list[Target] = []
     try:
@@ -645,19 +694,18 @@ async def main_async(args: argparse.Namespace) -> None:
                 cleanups.append(target.close)
         pids = sorted(p.pid for t in targets for n, p in t.processes.items() if n != "client")
         print(f"started processes (kernel/relay pids): {pids}")
-        warmup = chunks_code(3, args.chunk_size)
         for target in targets:  # first execute imports things; not measured
-            await target.execute(warmup, 3 * args.chunk_size)
+            await target.execute(workload.warmup_code, workload.tally(workload.warmup_expected))
         print(f"\n{args.reps} repetitions x {len(targets)} targets, order rotated each repetition")
         for rep in range(args.reps):
             order = targets[rep % len(targets) :] + targets[: rep % len(targets)]
             line = []
             for target in order:
-                run = await measure(target, code, expected_bytes)
+                run = await measure(target, workload)
                 target.runs.append(run)
-                line.append(f"{target.name}={run.mbps:.1f}")
+                line.append(f"{target.name}={run.rate:.{workload.tally.decimals}f}")
             print(f"  rep {rep + 1}: " + ", ".join(line), flush=True)
-        report(targets)
+        report(targets, workload)
     finally:
         for cleanup in reversed(cleanups):
             with contextlib.suppress(Exception):
@@ -667,11 +715,15 @@ async def main_async(args: argparse.Namespace) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", choices=("chunks", "lines"), default="chunks")
     parser.add_argument("--chunks", type=int, default=50)
     parser.add_argument("--chunk-size", type=int, default=MIB)
+    parser.add_argument("--lines", type=int, default=20_000)
     parser.add_argument("--reps", type=int, default=5)
     parser.add_argument("--no-ws", action="store_true")
-    parser.add_argument("--no-micro", action="store_true")
+    parser.add_argument(
+        "--no-micro", action="store_true", help="skip the per-MiB micro costs (chunks only)"
+    )
     parser.add_argument(
         "--decoder",
         choices=sorted(DECODERS),
@@ -684,13 +736,14 @@ def main() -> None:
         with contextlib.suppress(KeyboardInterrupt):
             relay_main(*args.relay)
         return
-    print(f"relay_ceiling  {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
+    workload = make_workload(args)
+    print(f"relay_ceiling --workload {workload.name}  {time.strftime('%Y-%m-%d %H:%M:%S %Z')}")
     print(f"nproc {os.cpu_count()}, python {sys.version.split()[0]}, pyzmq {zmq.__version__}")
     print(f"loadavg before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"workload: {args.chunks} x {args.chunk_size} byte stdout chunks, {args.reps} reps")
+    print(f"workload: {workload.name}: {workload.description}, {args.reps} reps")
     print(f"relay clients decode with {args.decoder}; the floor with jupyter_client's Session")
-    asyncio.run(main_async(args))
-    if not args.no_micro:
+    asyncio.run(main_async(args, workload))
+    if workload.name == "chunks" and not args.no_micro:
         print("\nMicro costs on this machine (median; ms per MiB, and MB/s if that were all)")
         for name, seconds in micro_costs():
             print(f"  {name:<42} {seconds * 1e3:7.3f} ms  ({MIB / MB / seconds:8.0f} MB/s)")
