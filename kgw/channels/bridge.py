@@ -25,6 +25,8 @@ log = Logger()
 # How much one read of a ZeroMQ socket may deliver before the reactor gets to write it out.
 READ_BATCH_MESSAGES = 256
 READ_BATCH_BYTES = 1024 * 1024
+# How often a gateway request that was given a liveness check looks at the kernel's process.
+LIVENESS_INTERVAL = 1.0
 
 
 class KernelConnection(Hashable, Protocol):
@@ -458,23 +460,53 @@ class ChannelBridge:
                 connection.deliver(parts)  # type: ignore[attr-defined]
 
     async def request(
-        self, msg_type: str, content: dict[str, Any], timeout: float
+        self,
+        msg_type: str,
+        content: dict[str, Any],
+        timeout: float,
+        alive: Callable[[], Awaitable[bool]] | None = None,
     ) -> dict[str, Any]:
         """Send a shell request for the gateway; return the reply's content.
 
         The reply counts only once the kernel's idle status for the request has arrived too,
-        so the request's output has all been published when this returns.
+        so the request's output has all been published when this returns. With ``alive``,
+        the kernel's life is checked every LIVENESS_INTERVAL while the request waits, and
+        KernelExited raised when it has ended (rather than waiting out the timeout).
         """
         parts = self.gateway_message(msg_type, content)
         done: Deferred[dict[str, Any]] = Deferred()
         self._requests[parts.msg_id] = _GatewayRequest(done)
         done.addTimeout(timeout, self._clock)
+        check: IDelayedCall | None = None
+
+        def checked(is_alive: bool) -> None:
+            nonlocal check
+            if done.called:
+                return
+            if is_alive:
+                check = self._clock.callLater(LIVENESS_INTERVAL, look)
+            else:
+                done.errback(KernelExited(f"kernel {self.kernel_id} exited"))
+
+        async def probe() -> bool:
+            assert alive is not None
+            return await alive()
+
+        def look() -> None:
+            looked: Deferred[bool] = Deferred.fromCoroutine(probe())
+            looked.addCallback(checked)
+            looked.addErrback(lambda failure: checked(True))  # unknown: go on waiting
+
+        if alive is not None:
+            check = self._clock.callLater(LIVENESS_INTERVAL, look)
         try:
             self.send(self, parts)
             return await done
         except defer.TimeoutError:
             raise TimeoutError(f"kernel {self.kernel_id}: no {msg_type} reply") from None
         finally:
+            if check is not None and check.active():
+                check.cancel()
             self._requests.pop(parts.msg_id, None)
 
     def _gateway_reply(self, parts: wire.Parts) -> None:

@@ -288,7 +288,7 @@ class KernelRegistry:
         except (TimeoutError, ConnectionError) as e:
             raise KernelStartFailed(f"Kernel {kernel.name} did not become ready: {e}") from None
         if self.seed.applies_to(kernel.name):
-            await run_seed(kernel.bridge, self.seed.cells)
+            await run_seed(kernel.bridge, self.seed.cells, alive)
 
     async def _launch_for_pool(self, name: str) -> Kernel:
         return await self.launch(name, self.kernel_env(None))

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from urllib.parse import unquote, urlsplit
 
 import attrs
 
-from kgw.channels.bridge import ChannelBridge
+from kgw.channels.bridge import ChannelBridge, KernelExited
 from kgw.errors import ConfigError, KernelStartFailed
 
 # How long one seed cell may run.
@@ -61,8 +62,15 @@ def load_seed(uri: str) -> Seed:
     return Seed(name if isinstance(name, str) else "", tuple(code))
 
 
-async def run_seed(bridge: ChannelBridge, cells: tuple[str, ...]) -> None:
-    """Run each seed cell in order; raise SeedFailed naming the first cell that fails."""
+async def run_seed(
+    bridge: ChannelBridge,
+    cells: tuple[str, ...],
+    alive: Callable[[], Awaitable[bool]] | None = None,
+) -> None:
+    """Run each seed cell in order; raise SeedFailed naming the first cell that fails.
+
+    With ``alive``, a kernel that exits while a cell runs fails it within a second or so.
+    """
     for number, code in enumerate(cells, start=1):
         if not code.strip():
             continue
@@ -75,7 +83,9 @@ async def run_seed(bridge: ChannelBridge, cells: tuple[str, ...]) -> None:
             "stop_on_error": True,
         }
         try:
-            reply = await bridge.request("execute_request", content, SEED_CELL_TIMEOUT)
+            reply = await bridge.request("execute_request", content, SEED_CELL_TIMEOUT, alive)
+        except KernelExited:
+            raise SeedFailed(f"seed cell {number}: the kernel exited while running it") from None
         except TimeoutError:
             raise SeedFailed(
                 f"seed cell {number} did not finish within {SEED_CELL_TIMEOUT:.0f}s"

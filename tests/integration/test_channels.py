@@ -70,7 +70,10 @@ def test_input_with_allow_stdin(gateway: Gateway, kernel_id: str, v1: bool) -> N
 @pytest.mark.parametrize("v1", FORMATS)
 def test_interrupt_via_control(gateway: Gateway, kernel_id: str, v1: bool) -> None:
     with gateway.connect(kernel_id, v1=v1) as ks:
-        msg_id = ks.send_execute("import time\nprint('sleeping', flush=True)\ntime.sleep(600)")
+        # stop_on_error=False: after the KeyboardInterrupt ipykernel would otherwise abort the
+        # requests that reach it in the next moments: the next test's, on this shared kernel.
+        code = "import time\nprint('sleeping', flush=True)\ntime.sleep(600)"
+        msg_id = ks.send_execute(code, stop_on_error=False)
         for message in ks.messages():
             if message["msg_type"] == "stream" and message["parent_header"]["msg_id"] == msg_id:
                 break

@@ -193,7 +193,9 @@ def test_kernel_manager_drives_a_gateway_kernel(
         said = outputs(kc, code, allow_stdin=True, stdin_hook=answer)
         assert (asked, [o["text"] for o in said]) == (["who? "], ["hello Ada\n"])
 
-        msg_id = kc.execute("print('looping', flush=True)\nwhile True: pass")
+        # stop_on_error=False: ipykernel would otherwise abort requests that reach it right
+        # after the interrupted one (its stop_on_error window), and the next check is one.
+        msg_id = kc.execute("print('looping', flush=True)\nwhile True: pass", stop_on_error=False)
         while kc.get_iopub_msg(timeout=KERNEL_TIMEOUT)["msg_type"] != "stream":
             pass
         km.interrupt_kernel()  # interrupt_mode "message": an interrupt_request on control

@@ -122,6 +122,15 @@ def test_failing_seed_stops_startup_naming_the_cell(tmp_path: Path) -> None:
     assert "all kernels shut down" in output
 
 
+def test_seed_that_ends_the_kernel_stops_startup_naming_the_cell(tmp_path: Path) -> None:
+    # Noticed by the liveness check while the cell runs, not after its 300 s timeout.
+    seed = write_notebook(tmp_path / "exits.ipynb", "x = 1", "import os\nos._exit(3)")
+    result = run_twistd("--port", "0", "--seed-uri", seed.as_uri())
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "seed cell 2: the kernel exited while running it" in output
+
+
 def test_unreadable_seed_stops_startup_in_one_line(tmp_path: Path) -> None:
     result = run_twistd("--port", "0", env={"KG_SEED_URI": str(tmp_path / "missing.ipynb")})
     assert result.returncode == 1
