@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import psutil
+import pytest
 
 from tests.integration.harness import Gateway, KernelSocket, stream_text
 from tests.integration.test_lifecycle import run_twistd
@@ -113,22 +114,24 @@ def test_pool_counts_toward_the_limit_and_gives_way_to_clients(tmp_path: Path) -
         assert len(gw.kernel_processes()) <= 2
 
 
-def test_failing_seed_stops_startup_naming_the_cell(tmp_path: Path) -> None:
-    seed = write_notebook(tmp_path / "bad.ipynb", "x = 1", "raise ValueError('no data')")
+@pytest.mark.parametrize(
+    ("last_cell", "said"),
+    [
+        ("raise ValueError('no data')", "seed cell 2 failed: ValueError: no data"),
+        # Noticed by the liveness check while the cell runs, not after its 300 s timeout.
+        ("import os\nos._exit(3)", "seed cell 2: the kernel exited while running it"),
+    ],
+    ids=["raises", "ends the kernel"],
+)
+def test_failing_seed_stops_startup_naming_the_cell(
+    tmp_path: Path, last_cell: str, said: str
+) -> None:
+    seed = write_notebook(tmp_path / "bad.ipynb", "x = 1", last_cell)
     result = run_twistd("--port", "0", "--seed-uri", seed.as_uri())
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
-    assert "seed cell 2 failed: ValueError: no data" in output
+    assert said in output
     assert "all kernels shut down" in output
-
-
-def test_seed_that_ends_the_kernel_stops_startup_naming_the_cell(tmp_path: Path) -> None:
-    # Noticed by the liveness check while the cell runs, not after its 300 s timeout.
-    seed = write_notebook(tmp_path / "exits.ipynb", "x = 1", "import os\nos._exit(3)")
-    result = run_twistd("--port", "0", "--seed-uri", seed.as_uri())
-    output = result.stdout + result.stderr
-    assert result.returncode == 1, output
-    assert "seed cell 2: the kernel exited while running it" in output
 
 
 def test_unreadable_seed_stops_startup_in_one_line(tmp_path: Path) -> None:
