@@ -9,13 +9,8 @@ the ``jupyter nbconvert --execute`` and ``jupyter execute`` command lines.
 from __future__ import annotations
 
 import base64
-import fcntl
-import json
 import logging
 import os
-import re
-import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -23,14 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import nbformat
-import psutil
 import pytest
 from nbclient import NotebookClient
 from nbformat import NotebookNode
 from traitlets.config import Config
 
 from kgw.client import AsyncGatewayKernelManager, GatewayKernelManager
-from tests.integration.harness import START_TIMEOUT, Gateway, LoggedProcess
+from tests.integration.harness import Gateway, JupyterKernelGateway
 
 BUFFER = b"\x00\x01\xfe\xffbinary"
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n not really a picture").decode()
@@ -48,11 +42,6 @@ CELLS = [
     "print('after the error')",
 ]
 RUN_TIMEOUT = 120
-JKG_REQUIREMENT = "jupyter_kernel_gateway>=3,<4"
-JKG_VENV = (
-    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kgw-benchmarks" / "jkg-venv"
-)
-_JKG_READY = re.compile(r"Jupyter Kernel Gateway \S+ is available at (https?://\S+?)/?$")
 
 
 def make_notebook() -> NotebookNode:
@@ -128,98 +117,16 @@ def test_nbclient_runs_a_notebook_on_kgw(gateway: Gateway, manager: type[Any], v
 # --- jupyter_kernel_gateway ---------------------------------------------------------------------
 
 
-class JupyterKernelGateway(LoggedProcess):
-    """jupyter_kernel_gateway 3 from its virtualenv, on a free loopback port."""
-
-    name = "jupyter_kernel_gateway"
-
-    def __init__(self, jupyter: Path, jupyter_path: Path, *args: str) -> None:
-        environ = {
-            k: v for k, v in os.environ.items() if not k.startswith(("KG_", "JUPYTER_GATEWAY_"))
-        }
-        environ.update({"JUPYTER_PATH": str(jupyter_path), "PYTHONUNBUFFERED": "1"})
-        command = [
-            str(jupyter),
-            "kernelgateway",
-            "--KernelGatewayApp.ip=127.0.0.1",
-            f"--KernelGatewayApp.port={free_port()}",
-            *args,
-        ]
-        self.spawn(command, environ)
-        self._kernels: set[int] = set()
-        try:
-            # It logs this once it listens (it retries other ports if this one is taken).
-            self.url = self.wait_for_line(_JKG_READY, START_TIMEOUT).group(1) + "/"
-        except BaseException:
-            self.stop()
-            raise
-
-    def remember_kernels(self) -> None:
-        try:
-            children = psutil.Process(self.proc.pid).children(recursive=True)
-        except psutil.NoSuchProcess:
-            return
-        self._kernels |= {child.pid for child in children}
-
-    def stop(self) -> None:
-        """Stop the gateway, then kill any kernel it left behind."""
-        self.remember_kernels()
-        self.terminate(signal.SIGTERM)
-        for pid in self._kernels:
-            try:
-                psutil.Process(pid).kill()
-            except psutil.NoSuchProcess:
-                pass
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def jkg_jupyter() -> Path:
-    """``jupyter`` of jupyter_kernel_gateway's virtualenv (the benchmarks' one), made if missing."""
-    jupyter = JKG_VENV / "bin" / "jupyter"
-    JKG_VENV.parent.mkdir(parents=True, exist_ok=True)
-    with open(JKG_VENV.parent / "jkg-venv.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another test run or benchmark may be making it
-        if not (JKG_VENV / "bin" / "jupyter-kernelgateway").exists():
-            subprocess.run([sys.executable, "-m", "venv", str(JKG_VENV)], check=True, timeout=600)
-            subprocess.run(
-                [str(JKG_VENV / "bin" / "pip"), "install", "--quiet", JKG_REQUIREMENT],
-                check=True,
-                timeout=1200,
-                env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-            )
-    return jupyter
-
-
 @pytest.fixture(scope="module", params=["v1", "json"], ids=["accepts-v1", "json-only"])
-def jupyter_kernel_gateway(
-    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[tuple[str, str]]:
+def jupyter_kernel_gateway(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     """A jupyter_kernel_gateway whose python3 kernelspec runs this ipykernel: (URL, format).
 
     One accepts the v1 subprotocol (its default), one is configured to refuse it.
     """
-    jupyter_path = tmp_path_factory.mktemp("jkg-jupyter-path")
-    spec_dir = jupyter_path / "kernels" / "python3"
-    spec_dir.mkdir(parents=True)
-    spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3",
-        "language": "python",
-    }
-    (spec_dir / "kernel.json").write_text(json.dumps(spec), encoding="utf-8")
     wire_format: str = request.param
     args = [] if wire_format == "v1" else ["--ZMQChannelsWebsocketConnection.kernel_ws_protocol="]
-    gateway = JupyterKernelGateway(jkg_jupyter(), jupyter_path, *args)
-    try:
+    with JupyterKernelGateway(*args) as gateway:
         yield gateway.url, wire_format
-    finally:
-        gateway.stop()
 
 
 def test_nbclient_runs_the_same_notebook_on_jupyter_kernel_gateway(
