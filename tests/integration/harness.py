@@ -37,7 +37,10 @@ START_TIMEOUT = 60.0
 KERNEL_TIMEOUT = 60.0
 MESSAGE_TIMEOUT = 60.0
 _READY = re.compile(r"kernelgateway listening on (https?://[^\s\"]+)")
-# Shared with the benchmarks and test_client_nbclient.py: made once, under a file lock.
+# twistd in this interpreter, and the gateway run in the foreground, logging to stdout.
+TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+KERNELGATEWAY = [*TWISTD, "--nodaemon", "--pidfile=", "--logfile=-", "kernelgateway"]
+# Shared with the benchmarks: made once, under a file lock.
 JKG_REQUIREMENT = "jupyter_kernel_gateway>=3,<4"
 JKG_VENV = (
     Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kgw-benchmarks" / "jkg-venv"
@@ -216,13 +219,7 @@ class Gateway(GatewayServer):
         self.token = token
         environ = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         command = [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
-            "--nodaemon",
-            "--pidfile=",
-            "--logfile=-",
-            "kernelgateway",
+            *KERNELGATEWAY,
             "--listen",
             "tcp:0:interface=127.0.0.1",
             "--base-url",

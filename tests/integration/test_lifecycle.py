@@ -7,16 +7,13 @@ import re
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import psutil
 import pytest
 from websockets.exceptions import ConnectionClosed
 
-from tests.integration.harness import Gateway, LoggedProcess
-
-TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
+from tests.integration.harness import TWISTD, Gateway, LoggedProcess
 
 
 def run_twistd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -9,7 +9,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import psutil
@@ -17,7 +16,13 @@ import pytest
 import requests
 from websockets.sync.client import connect
 
-from tests.integration.harness import Gateway, KernelSocket, LoggedProcess, stream_text
+from tests.integration.harness import (
+    KERNELGATEWAY,
+    Gateway,
+    KernelSocket,
+    LoggedProcess,
+    stream_text,
+)
 
 
 def test_ready_and_stopping_notifications(tmp_path: Path) -> None:
@@ -83,13 +88,7 @@ def test_socket_activation_serves_on_the_inherited_socket() -> None:
             "--fdname=kgw",
             "-E",
             "PYTHONUNBUFFERED=1",
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
-            "--nodaemon",
-            "--pidfile=",
-            "--logfile=-",
-            "kernelgateway",
+            *KERNELGATEWAY,
             "--listen",
             "systemd:domain=INET:name=kgw",
         ],

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import socket
 import ssl
-import sys
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +18,13 @@ import requests
 from websockets.sync.client import connect
 
 from tests.certs import Authority, Issued
-from tests.integration.harness import START_TIMEOUT, KernelSocket, LoggedProcess, stream_text
+from tests.integration.harness import (
+    KERNELGATEWAY,
+    START_TIMEOUT,
+    KernelSocket,
+    LoggedProcess,
+    stream_text,
+)
 from tests.integration.test_lifecycle import run_twistd
 
 _READY = re.compile(r"kernelgateway listening on (https://[^\s\"]+)")
@@ -43,15 +49,9 @@ class TLSGateway(LoggedProcess):
     name = "kgw"
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        environ = {k: v for k, v in __import__("os").environ.items() if not k.startswith("KG_")}
+        environ = {k: v for k, v in os.environ.items() if not k.startswith("KG_")}
         command = [
-            sys.executable,
-            "-c",
-            "from twisted.scripts.twistd import run; run()",
-            "--nodaemon",
-            "--pidfile=",
-            "--logfile=-",
-            "kernelgateway",
+            *KERNELGATEWAY,
             *args,
         ]
         self.spawn(command, {**environ, "PYTHONUNBUFFERED": "1", **(env or {})})
