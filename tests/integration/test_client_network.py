@@ -2,30 +2,26 @@
 
 from __future__ import annotations
 
-import datetime
-import ipaddress
 import re
 import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from kgw.client import (
     ConnectionLost,
     GatewayError,
     GatewayHTTPError,
+    GatewayKernelClient,
     GatewayKernelManager,
     KernelDied,
 )
+from tests.certs import Authority
 from tests.integration.harness import Gateway
 
 TIMEOUT = 60.0
@@ -122,13 +118,23 @@ def proxy(gateway: Gateway) -> Iterator[Proxy]:
     forwarder.close()
 
 
-def test_a_dropped_websocket_reconnects_with_the_same_session(proxy: Proxy) -> None:
-    km = GatewayKernelManager(url=proxy.url)
+@contextmanager
+def ready_client(url: str) -> Iterator[tuple[GatewayKernelManager, GatewayKernelClient]]:
+    """A kernel started through ``url`` and its ready client; both gone afterwards."""
+    km = GatewayKernelManager(url=url)
     km.start_kernel()
     kc = km.client()
     kc.start_channels()
     try:
         kc.wait_for_ready(timeout=TIMEOUT)
+        yield km, kc
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel()  # a kernel already gone: nothing to do, no error
+
+
+def test_a_dropped_websocket_reconnects_with_the_same_session(proxy: Proxy) -> None:
+    with ready_client(proxy.url) as (_, kc):
         kc.execute("x = 41", reply=True, timeout=TIMEOUT)
         proxy.cut()
         first, second = proxy.wait_for_channels_requests(2)
@@ -137,9 +143,6 @@ def test_a_dropped_websocket_reconnects_with_the_same_session(proxy: Proxy) -> N
         reply = kc.execute("x + 1", reply=True, timeout=TIMEOUT)
         assert reply["content"]["status"] == "ok"
         assert kc.is_alive()
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel()
 
 
 def test_a_gateway_that_stays_away_ends_in_connection_lost(gateway: Gateway) -> None:
@@ -161,12 +164,7 @@ def test_a_gateway_that_stays_away_ends_in_connection_lost(gateway: Gateway) -> 
 
 
 def test_a_kernel_deleted_by_someone_else_raises_kernel_died(gateway: Gateway) -> None:
-    km = GatewayKernelManager(url=gateway.url)
-    km.start_kernel()
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=TIMEOUT)
+    with ready_client(gateway.url) as (km, kc):
         assert gateway.request("DELETE", f"api/kernels/{km.kernel_id}").status_code == 204
         with pytest.raises(KernelDied, match="Kernel does not exist") as caught:
             while True:
@@ -176,9 +174,6 @@ def test_a_kernel_deleted_by_someone_else_raises_kernel_died(gateway: Gateway) -
         assert not km.is_alive()
         with pytest.raises(KernelDied):
             km.interrupt_kernel()
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel()  # already gone: nothing to do, no error
 
 
 def test_http_errors_carry_the_gateways_reason_and_message() -> None:
@@ -228,47 +223,11 @@ def test_a_gateway_that_is_not_there_fails_within_the_timeout() -> None:
 # --- TLS ----------------------------------------------------------------------------------------
 
 
-def write_certificates(directory: Path) -> tuple[Path, Path, Path]:
-    """A CA, and a certificate for 127.0.0.1 that it signed: (ca.pem, cert.pem, key.pem)."""
-    now = datetime.datetime.now(datetime.UTC)
-
-    def certificate(
-        subject: str, key: Any, issuer: str, issuer_key: Any, ca: bool
-    ) -> x509.Certificate:
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, subject)]))
-            .issuer_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, issuer)]))
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(hours=1))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
-        )
-        if not ca:
-            san = x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))])
-            builder = builder.add_extension(san, critical=False)
-        return builder.sign(issuer_key, hashes.SHA256())
-
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
-    ca = certificate("kgw test CA", ca_key, "kgw test CA", ca_key, ca=True)
-    cert = certificate("127.0.0.1", key, "kgw test CA", ca_key, ca=False)
-    paths = directory / "ca.pem", directory / "cert.pem", directory / "key.pem"
-    paths[0].write_bytes(ca.public_bytes(serialization.Encoding.PEM))
-    paths[1].write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    paths[2].write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return paths
-
-
 def test_tls_is_verified_against_the_ca_bundle(tmp_path: Path) -> None:
-    ca, cert, key = write_certificates(tmp_path)
-    endpoint = f"ssl:0:interface=127.0.0.1:certKey={cert}:privateKey={key}"
+    authority = Authority(tmp_path, "ca")
+    server = authority.issue("localhost", server=True)  # for 127.0.0.1 too
+    ca = authority.cert
+    endpoint = f"ssl:0:interface=127.0.0.1:certKey={server.cert}:privateKey={server.key}"
     with Gateway("--listen", endpoint) as gw:
         url = gw.wait_for_line(re.compile(r"listening on (https://\S+)"), TIMEOUT).group(1)
         with pytest.raises(GatewayError, match="CERTIFICATE_VERIFY_FAILED"):
@@ -297,20 +256,15 @@ def wait_until_idle(gateway: Gateway, kernel_id: str) -> None:
 def test_a_cell_running_across_a_drop_still_delivers_its_reply_and_output(
     gateway: Gateway, proxy: Proxy
 ) -> None:
-    km = GatewayKernelManager(url=proxy.url)
-    km.start_kernel()
-    kc = km.client()
-    kc.start_channels()
-    try:
-        kc.wait_for_ready(timeout=TIMEOUT)
+    with ready_client(proxy.url) as (km, kc):
         msg_id = kc.execute("import time\ntime.sleep(2)\nprint('across the drop')")
         # The request must have reached the kernel before the cut (one still in flight is lost
         # with the connection, as on any network): its execute_input says it is running.
         while True:
             message = kc.get_iopub_msg(timeout=TIMEOUT)
-            if message["parent_header"].get("msg_id") == msg_id:
-                if message["msg_type"] == "execute_input":
-                    break
+            started = message["msg_type"] == "execute_input"
+            if started and message["parent_header"].get("msg_id") == msg_id:
+                break
         # The network goes down while the cell sleeps, and stays down until it has finished:
         # its output and reply are sent while the client is away.
         proxy.open.clear()
@@ -331,6 +285,3 @@ def test_a_cell_running_across_a_drop_still_delivers_its_reply_and_output(
             if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
                 break
         assert text == "across the drop\n"
-    finally:
-        kc.stop_channels()
-        km.shutdown_kernel()
