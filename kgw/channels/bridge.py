@@ -477,37 +477,48 @@ class ChannelBridge:
         done: Deferred[dict[str, Any]] = Deferred()
         self._requests[parts.msg_id] = _GatewayRequest(done)
         done.addTimeout(timeout, self._clock)
-        check: IDelayedCall | None = None
-
-        def checked(is_alive: bool) -> None:
-            nonlocal check
-            if done.called:
-                return
-            if is_alive:
-                check = self._clock.callLater(LIVENESS_INTERVAL, look)
-            else:
-                done.errback(KernelExited(f"kernel {self.kernel_id} exited"))
-
-        async def probe() -> bool:
-            assert alive is not None
-            return await alive()
-
-        def look() -> None:
-            looked: Deferred[bool] = Deferred.fromCoroutine(probe())
-            looked.addCallback(checked)
-            looked.addErrback(lambda failure: checked(True))  # unknown: go on waiting
-
-        if alive is not None:
-            check = self._clock.callLater(LIVENESS_INTERVAL, look)
+        stop_watching = self._fail_if_it_exits(done, alive)
         try:
             self.send(self, parts)
             return await done
         except defer.TimeoutError:
             raise TimeoutError(f"kernel {self.kernel_id}: no {msg_type} reply") from None
         finally:
+            stop_watching()
+            self._requests.pop(parts.msg_id, None)
+
+    def _fail_if_it_exits(
+        self, waiting: Deferred[Any], alive: Callable[[], Awaitable[bool]] | None
+    ) -> Callable[[], None]:
+        """Fail ``waiting`` with KernelExited once ``alive`` says the kernel has ended, asking
+        every LIVENESS_INTERVAL; return what stops the asking."""
+        if alive is None:
+            return lambda: None
+        check: IDelayedCall | None = None
+
+        async def ask() -> bool:
+            return await alive()
+
+        def answered(is_alive: bool) -> None:
+            nonlocal check
+            if waiting.called:
+                return
+            if is_alive:
+                check = self._clock.callLater(LIVENESS_INTERVAL, look)
+            else:
+                waiting.errback(KernelExited(f"kernel {self.kernel_id} exited"))
+
+        def look() -> None:
+            asked: Deferred[bool] = Deferred.fromCoroutine(ask())
+            asked.addCallback(answered)
+            asked.addErrback(lambda failure: answered(True))  # unknown: go on waiting
+
+        def stop() -> None:
             if check is not None and check.active():
                 check.cancel()
-            self._requests.pop(parts.msg_id, None)
+
+        check = self._clock.callLater(LIVENESS_INTERVAL, look)
+        return stop
 
     def _gateway_reply(self, parts: wire.Parts) -> None:
         pending = self._requests.get(parts.parent_msg_id())
@@ -548,21 +559,18 @@ class ChannelBridge:
         else:
             raise TimeoutError(f"kernel {self.kernel_id} did not answer within {timeout:.0f}s")
         # The kernel listens on every port once it answers; stdin may still be reconnecting.
-        # Waited for the same way, so that a kernel dying meanwhile is noticed soon.
-        handshake = self._stdin_handshake
-        wait = first_wait
-        while handshake is not None and not handshake.done:
-            remaining = deadline - self._clock.seconds()
-            if remaining <= 0:
-                raise TimeoutError(f"kernel {self.kernel_id}: its stdin channel did not connect")
-            joined = handshake.wait()
-            joined.addTimeout(min(wait, remaining), self._clock)
+        if self._stdin_handshake is not None:
+            joined = self._stdin_handshake.wait()
+            joined.addTimeout(max(0.0, deadline - self._clock.seconds()), self._clock)
+            stop_watching = self._fail_if_it_exits(joined, alive)
             try:
                 await joined
             except defer.TimeoutError:
-                if alive is not None and not await alive():
-                    raise KernelExited(f"kernel {self.kernel_id} exited while starting") from None
-                wait = min(wait * 2, longest_wait)
+                raise TimeoutError(
+                    f"kernel {self.kernel_id}: its stdin channel did not connect"
+                ) from None
+            finally:
+                stop_watching()
 
 
 class KernelExited(Exception):
