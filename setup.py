@@ -26,8 +26,13 @@ class EditableWithPlugins(editable_wheel):
         super().finalize_options()
 
 
+# The distribution's name on PyPI. "kgw" there is an unrelated project (Knowledge Graph
+# Workflows): no install command may name it. The import package stays `kgw`.
+DISTRIBUTION = "kgw-kernel-gateway"
+
+
 setup(
-    name="kgw",
+    name=DISTRIBUTION,
     version="0.1.0",
     description="A Jupyter kernel gateway on Twisted: REST kernel CRUD and websocket channels",
     long_description=open("README.md", encoding="utf-8").read(),
@@ -46,9 +51,9 @@ setup(
     # The plain package is the client (kgw.client imports no Twisted); the server is an extra.
     install_requires=CLIENT_REQUIRES,
     extras_require={
-        # Same as the plain package, so that `pip install 'kgw[client]'` reads as it works.
+        # Same as the plain package, so that `pip install 'kgw-kernel-gateway[client]'` reads as it works.
         "client": CLIENT_REQUIRES,
-        # The gateway: `pip install 'kgw[gateway]' && twistd -n kernelgateway`.
+        # The gateway: `pip install 'kgw-kernel-gateway[gateway]' && twistd -n kernelgateway`.
         "gateway": [
             "twisted[tls]>=24.3",
             "autobahn>=23.6",
@@ -61,7 +66,7 @@ setup(
             "prometheus_client>=0.17",
         ],
         "test": [
-            "kgw[gateway]",
+            "kgw-kernel-gateway[gateway]",
             "pytest>=8",
             "pytest-timeout>=2.3",
             "hypothesis>=6.100",

@@ -25,7 +25,7 @@ CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kg
 JKG_VENV = CACHE_DIR / "jkg-venv"
 KERNEL_NAME = "python3"
 KGW_DEPENDENCIES = (
-    "kgw",
+    "kgw-kernel-gateway",
     "twisted",
     "autobahn",
     "txzmq",
