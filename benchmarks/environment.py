@@ -21,7 +21,8 @@ from typing import Any
 import psutil
 
 JKG_REQUIREMENT = "jupyter_kernel_gateway>=3,<4"
-CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "kgw-benchmarks"
+# In the checkout, ignored by git: the tests use the same virtualenv.
+CACHE_DIR = Path(__file__).resolve().parents[1] / ".cache"
 JKG_VENV = CACHE_DIR / "jkg-venv"
 KERNEL_NAME = "python3"
 KGW_DEPENDENCIES = (

@@ -40,11 +40,9 @@ _READY = re.compile(r"kernelgateway listening on (https?://[^\s\"]+)")
 # twistd in this interpreter, and the gateway run in the foreground, logging to stdout.
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 KERNELGATEWAY = [*TWISTD, "--nodaemon", "--pidfile=", "--logfile=-", "kernelgateway"]
-# Shared with the benchmarks: made once, under a file lock.
+# Shared with the benchmarks: made once, under a file lock, in the checkout (ignored by git).
 JKG_REQUIREMENT = "jupyter_kernel_gateway>=3,<4"
-JKG_VENV = (
-    Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "kgw-benchmarks" / "jkg-venv"
-)
+JKG_VENV = Path(__file__).resolve().parents[2] / ".cache" / "jkg-venv"
 _JKG_READY = re.compile(r"Jupyter Kernel Gateway \S+ is available at (https?://\S+?)/?$")
 
 
