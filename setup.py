@@ -51,7 +51,7 @@ setup(
     # The plain package is the client (kgw.client imports no Twisted); the server is an extra.
     install_requires=CLIENT_REQUIRES,
     extras_require={
-        # Same as the plain package, so that `pip install 'kgw-kernel-gateway[client]'` reads as it works.
+        # Same as the plain package: `pip install 'kgw-kernel-gateway[client]'` reads as it works.
         "client": CLIENT_REQUIRES,
         # The gateway: `pip install 'kgw-kernel-gateway[gateway]' && twistd -n kernelgateway`.
         "gateway": [

@@ -1,4 +1,4 @@
-"""A fresh checkout: what the suite builds stays in it, ignored by git; README says what it needs."""
+"""A fresh checkout: what the suite builds stays in it and is ignored; README says what it needs."""
 
 from __future__ import annotations
 
