@@ -7,6 +7,7 @@ whose ``python`` has no ipykernel.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import platform
@@ -70,18 +71,25 @@ def install_kernelspec() -> Path:
 
 
 def jkg_executable(log: Any = print) -> Path:
-    """``jupyter`` of jupyter_kernel_gateway's virtualenv, created on first use."""
+    """``jupyter`` of jupyter_kernel_gateway's virtualenv, created on first use.
+
+    The tests use the same virtualenv: a file lock keeps a test run and a benchmark from
+    making it at the same time.
+    """
     jupyter = JKG_VENV / "bin" / "jupyter"
-    if jupyter.exists() and (JKG_VENV / "bin" / "jupyter-kernelgateway").exists():
-        return jupyter
-    log(f"creating {JKG_VENV} and installing {JKG_REQUIREMENT} (first run only)")
     JKG_VENV.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "venv", str(JKG_VENV)], check=True)
-    subprocess.run(
-        [str(JKG_VENV / "bin" / "pip"), "install", "--quiet", JKG_REQUIREMENT],
-        check=True,
-        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-    )
+    with open(JKG_VENV.parent / "jkg-venv.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (JKG_VENV / "bin" / "jupyter-kernelgateway").exists():
+            return jupyter
+        log(f"creating {JKG_VENV} and installing {JKG_REQUIREMENT} (first run only)")
+        subprocess.run([sys.executable, "-m", "venv", str(JKG_VENV)], check=True, timeout=600)
+        subprocess.run(
+            [str(JKG_VENV / "bin" / "pip"), "install", "--quiet", JKG_REQUIREMENT],
+            check=True,
+            timeout=1200,
+            env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+        )
     return jupyter
 
 

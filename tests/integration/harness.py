@@ -9,7 +9,6 @@ start on a loaded 2-core machine. Every process a gateway starts is gone when it
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import queue
@@ -31,6 +30,7 @@ import requests
 from ipykernel.kernelspec import write_kernel_spec
 from websockets.sync.client import ClientConnection, connect
 
+from benchmarks.environment import jkg_executable
 from kgw.channels import wire
 
 START_TIMEOUT = 60.0
@@ -40,9 +40,6 @@ _READY = re.compile(r"kernelgateway listening on (https?://[^\s\"]+)")
 # twistd in this interpreter, and the gateway run in the foreground, logging to stdout.
 TWISTD = [sys.executable, "-c", "from twisted.scripts.twistd import run; run()"]
 KERNELGATEWAY = [*TWISTD, "--nodaemon", "--pidfile=", "--logfile=-", "kernelgateway"]
-# Shared with the benchmarks: made once, under a file lock, in the checkout (ignored by git).
-JKG_REQUIREMENT = "jupyter_kernel_gateway>=3,<4"
-JKG_VENV = Path(__file__).resolve().parents[2] / ".cache" / "jkg-venv"
 _JKG_READY = re.compile(r"Jupyter Kernel Gateway \S+ is available at (https?://\S+?)/?$")
 
 
@@ -277,19 +274,7 @@ def free_port() -> int:
 
 def jkg_jupyter() -> Path:
     """``jupyter`` of jupyter_kernel_gateway's virtualenv (the benchmarks' one), made if missing."""
-    jupyter = JKG_VENV / "bin" / "jupyter"
-    JKG_VENV.parent.mkdir(parents=True, exist_ok=True)
-    with open(JKG_VENV.parent / "jkg-venv.lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # another test run or benchmark may be making it
-        if not (JKG_VENV / "bin" / "jupyter-kernelgateway").exists():
-            subprocess.run([sys.executable, "-m", "venv", str(JKG_VENV)], check=True, timeout=600)
-            subprocess.run(
-                [str(JKG_VENV / "bin" / "pip"), "install", "--quiet", JKG_REQUIREMENT],
-                check=True,
-                timeout=1200,
-                env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-            )
-    return jupyter
+    return jkg_executable(log=lambda line: None)
 
 
 class KernelSocket:
