@@ -3,8 +3,8 @@
 Build with ``python -m sphinx -W --keep-going -b html docs docs/_build/html``.
 
 The options table in configuration.md is not written by hand: the ``kgw-options`` directive
-below renders it from ``kgw.config.SETTINGS`` (and ``--listen`` from ``kgw.tap.Options``)
-at build time, so the reference always matches ``twistd kernelgateway --help``.
+below renders it from ``kgw.config.SETTINGS`` at build time, one table per topic, so the
+reference always matches ``twistd kernelgateway --help``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ if str(ROOT) not in sys.path:  # build from a checkout without installing kgw
 
 import kgw  # noqa: E402
 from kgw import config as kgw_config  # noqa: E402
-from kgw.tap import Options  # noqa: E402
 
 project = "kgw"
 author = "the kgw developers"
@@ -58,17 +57,14 @@ def _default(setting: kgw_config.Setting) -> nodes.Node:
 
 
 def setting_row(setting: kgw_config.Setting) -> tuple[nodes.Node, ...]:
-    """The cells of one option: flag, KG_* variable, default, meaning."""
+    """The cells of one option: flag, environment variable, default, meaning."""
     flag = f"--{setting.name}" if setting.flag else f"--{setting.name}=VALUE"
-    env = _code(setting.env) if setting.env else nodes.Text("none")
-    return (_code(flag), env, _default(setting), nodes.Text(setting.help))
-
-
-def listen_row() -> tuple[nodes.Node, ...]:
-    """``--listen`` is repeatable, so it lives in kgw.tap rather than in SETTINGS."""
-    meaning = " ".join((Options.opt_listen.__doc__ or "").split())
-    default = " ".join(kgw_config.GatewayConfig().listen)
-    return (_code("--listen=ENDPOINT"), nodes.Text("none"), _code(default), nodes.Text(meaning))
+    if setting.repeatable:
+        flag = f"--{setting.name}=ENDPOINT"
+    default = _default(setting)
+    if setting.name == "listen":
+        default = nodes.Text("from --ip and --port")
+    return (_code(flag), _code(setting.env), default, nodes.Text(setting.help))
 
 
 def _table(header: tuple[str, ...], rows: list[tuple[nodes.Node, ...]]) -> nodes.table:
@@ -95,15 +91,18 @@ def _row(cells: tuple[nodes.Node, ...]) -> nodes.row:
 
 
 class OptionsTable(SphinxDirective):
-    """``{kgw-options}``: one row per option of ``twistd kernelgateway``."""
+    """``{kgw-options}``: one table per topic, one row per option of ``twistd kernelgateway``."""
 
     has_content = False
 
     def run(self) -> list[nodes.Node]:
         # Rebuild this page when the option definitions change.
         self.env.note_dependency(kgw_config.__file__)
-        rows = [setting_row(setting) for setting in kgw_config.SETTINGS]
-        return [_table(HEADER, [*rows, listen_row()])]
+        output: list[nodes.Node] = []
+        for topic in kgw_config.TOPICS:
+            rows = [setting_row(s) for s in kgw_config.SETTINGS if s.topic == topic]
+            output += [nodes.rubric(topic, topic), _table(HEADER, rows)]
+        return output
 
 
 def setup(app: Sphinx) -> dict[str, Any]:

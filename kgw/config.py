@@ -74,22 +74,50 @@ class Setting:
     """One option: its flag, environment variable, default and parser."""
 
     name: str
-    env: str | None
+    env: str
     default: str
     parse: Callable[[str], Any]
     help: str
+    topic: str
     flag: bool = False  # an on/off switch on the command line
+    repeatable: bool = False  # given once per value on the command line (--listen)
+
+
+# The topics of the options, in the order ``--help`` and the reference show them.
+LISTENING = "Listening"
+TLS = "TLS"
+AUTH = "Authentication and CORS"
+KERNELS = "Kernels"
+POOL = "Pool and lifecycle"
+WEBSOCKETS = "Websockets"
+LOGS = "Logs and metrics"
+TOPICS = (LISTENING, TLS, AUTH, KERNELS, POOL, WEBSOCKETS, LOGS)
+
+
+def _endpoints(value: str) -> tuple[str, ...]:
+    return tuple(value.split())
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("ip", "KG_IP", "127.0.0.1", _text, "Interface to listen on (with --port)."),
-    Setting("port", "KG_PORT", "8888", _int(0, 65535), "Port to listen on (with --ip)."),
+    Setting(
+        "listen",
+        "KGW_LISTEN",
+        "",
+        _endpoints,
+        "Listen on a Twisted endpoint string, e.g. tcp:8888:interface=127.0.0.1; repeatable, "
+        "replaces --ip/--port (KGW_LISTEN: several, separated by spaces).",
+        LISTENING,
+        repeatable=True,
+    ),
+    Setting("ip", "KG_IP", "127.0.0.1", _text, "Interface to listen on (with --port).", LISTENING),
+    Setting("port", "KG_PORT", "8888", _int(0, 65535), "Port to listen on (with --ip).", LISTENING),
     Setting(
         "port-retries",
         "KG_PORT_RETRIES",
         "50",
         _int(0),
         "Further ports to try, one up each time, when --port is taken (not with --listen).",
+        LISTENING,
     ),
     Setting(
         "trust-xheaders",
@@ -97,6 +125,7 @@ SETTINGS: tuple[Setting, ...] = (
         "false",
         _bool,
         "Take the client address from X-Forwarded-For/X-Real-Ip (behind a proxy you trust).",
+        LISTENING,
         flag=True,
     ),
     Setting(
@@ -105,6 +134,7 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         _text,
         "PEM certificate (chain) file: serve HTTPS/WSS on every endpoint that is not ssl:.",
+        TLS,
     ),
     Setting(
         "keyfile",
@@ -112,6 +142,7 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         _text,
         "PEM private key of --certfile (default: read from the --certfile file).",
+        TLS,
     ),
     Setting(
         "client-ca",
@@ -119,6 +150,7 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         _text,
         "PEM file of CAs: clients must present a certificate signed by one (mutual TLS).",
+        TLS,
     ),
     Setting(
         "ssl-version",
@@ -127,53 +159,79 @@ SETTINGS: tuple[Setting, ...] = (
         _text,
         "Python ssl.PROTOCOL_* number as jupyter_kernel_gateway takes it: 5 pins TLS 1.2; "
         "never below TLS 1.2.",
+        TLS,
     ),
     Setting(
         "log-format",
-        None,
+        "KGW_LOG_FORMAT",
         "text",
         _choice("text", "json"),
         "text (readable) or json (one JSON object per line, for journald and log shippers).",
+        LOGS,
     ),
-    Setting("base-url", "KG_BASE_URL", "/", _text, "URL prefix of every resource."),
-    Setting("auth-token", "KG_AUTH_TOKEN", "", _text, "Shared token every request must carry."),
+    Setting("base-url", "KG_BASE_URL", "/", _text, "URL prefix of every resource.", LISTENING),
+    Setting(
+        "auth-token", "KG_AUTH_TOKEN", "", _text, "Shared token every request must carry.", AUTH
+    ),
     Setting(
         "allow-unauthenticated",
-        None,
+        "KGW_ALLOW_UNAUTHENTICATED",
         "false",
         _bool,
         "Allow listening on a non-loopback interface without --auth-token.",
+        AUTH,
         flag=True,
     ),
     Setting(
         "metrics-unauthenticated",
-        None,
+        "KGW_METRICS_UNAUTHENTICATED",
         "false",
         _bool,
         "Serve /metrics and /api/status without the token (for a Prometheus scraper).",
+        LOGS,
         flag=True,
     ),
-    Setting("allow-origin", "KG_ALLOW_ORIGIN", "", _text, "Access-Control-Allow-Origin value."),
+    Setting(
+        "allow-origin", "KG_ALLOW_ORIGIN", "", _text, "Access-Control-Allow-Origin value.", AUTH
+    ),
     Setting(
         "allow-credentials",
         "KG_ALLOW_CREDENTIALS",
         "",
         _text,
         "Access-Control-Allow-Credentials value.",
+        AUTH,
     ),
-    Setting("allow-headers", "KG_ALLOW_HEADERS", "", _text, "Access-Control-Allow-Headers value."),
-    Setting("allow-methods", "KG_ALLOW_METHODS", "", _text, "Access-Control-Allow-Methods value."),
     Setting(
-        "expose-headers", "KG_EXPOSE_HEADERS", "", _text, "Access-Control-Expose-Headers value."
+        "allow-headers", "KG_ALLOW_HEADERS", "", _text, "Access-Control-Allow-Headers value.", AUTH
     ),
-    Setting("max-age", "KG_MAX_AGE", "", _text, "Access-Control-Max-Age value."),
-    Setting("max-kernels", "KG_MAX_KERNELS", "0", _int(0), "Most kernels at once (0: no limit)."),
+    Setting(
+        "allow-methods", "KG_ALLOW_METHODS", "", _text, "Access-Control-Allow-Methods value.", AUTH
+    ),
+    Setting(
+        "expose-headers",
+        "KG_EXPOSE_HEADERS",
+        "",
+        _text,
+        "Access-Control-Expose-Headers value.",
+        AUTH,
+    ),
+    Setting("max-age", "KG_MAX_AGE", "", _text, "Access-Control-Max-Age value.", AUTH),
+    Setting(
+        "max-kernels",
+        "KG_MAX_KERNELS",
+        "0",
+        _int(0),
+        "Most kernels at once (0: no limit).",
+        KERNELS,
+    ),
     Setting(
         "default-kernel-name",
         "KG_DEFAULT_KERNEL_NAME",
         "",
         _text,
         "Kernelspec used when a request names none (default: jupyter_client's default).",
+        KERNELS,
     ),
     Setting(
         "force-kernel-name",
@@ -181,6 +239,7 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         _text,
         "Kernelspec used for every kernel, whatever the request names.",
+        KERNELS,
     ),
     Setting(
         "list-kernels",
@@ -188,6 +247,7 @@ SETTINGS: tuple[Setting, ...] = (
         "false",
         _bool,
         "Allow GET /api/kernels to list every running kernel.",
+        KERNELS,
         flag=True,
     ),
     Setting(
@@ -196,6 +256,7 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         _names,
         "Gateway environment variables passed to kernels started with an env (comma list).",
+        KERNELS,
     ),
     Setting(
         "env-whitelist",
@@ -203,6 +264,7 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         _names,
         "Client env variables, besides KERNEL_*, passed to kernels (comma list).",
+        KERNELS,
     ),
     Setting(
         "prespawn-count",
@@ -210,13 +272,15 @@ SETTINGS: tuple[Setting, ...] = (
         "0",
         _int(0),
         "Ready kernels of the default kernelspec kept warm in the pool.",
+        POOL,
     ),
     Setting(
         "pool",
-        None,
+        "KGW_POOL",
         "",
         _pool,
         "Ready kernels per kernelspec, e.g. python3=4,ir=1 (adds to --prespawn-count).",
+        POOL,
     ),
     Setting(
         "seed-uri",
@@ -224,49 +288,56 @@ SETTINGS: tuple[Setting, ...] = (
         "",
         _text,
         "Notebook (path or file: URL) whose code cells run in every new kernel.",
+        POOL,
     ),
     Setting(
         "restart-limit",
-        None,
+        "KGW_RESTART_LIMIT",
         "5",
         _int(0),
         "Automatic restarts within --restart-window before a dying kernel is declared dead.",
+        POOL,
     ),
     Setting(
         "restart-window",
-        None,
+        "KGW_RESTART_WINDOW",
         "60",
         _int(1),
         "Seconds over which --restart-limit counts restarts.",
+        POOL,
     ),
     Setting(
         "cull-idle-timeout",
-        None,
+        "KGW_CULL_IDLE_TIMEOUT",
         "0",
         _int(0),
         "Shut down kernels idle this many seconds (0: never), as jupyter_server does.",
+        POOL,
     ),
     Setting(
         "cull-interval",
-        None,
+        "KGW_CULL_INTERVAL",
         "300",
         _int(1),
         "Seconds between checks for idle kernels.",
+        POOL,
     ),
     Setting(
         "cull-connected",
-        None,
+        "KGW_CULL_CONNECTED",
         "false",
         _bool,
         "Also cull idle kernels that have websocket connections.",
+        POOL,
         flag=True,
     ),
     Setting(
         "cull-busy",
-        None,
+        "KGW_CULL_BUSY",
         "false",
         _bool,
         "Also cull kernels that are busy (by last activity only).",
+        POOL,
         flag=True,
     ),
     Setting(
@@ -275,22 +346,27 @@ SETTINGS: tuple[Setting, ...] = (
         "30",
         _int(0),
         "Seconds between websocket pings, so proxies keep idle connections (0: no pings).",
+        WEBSOCKETS,
     ),
     Setting(
         "ws-ping-timeout",
-        None,
+        "KGW_WS_PING_TIMEOUT",
         "30",
         _int(1),
         "Seconds a client may take to answer a ping before its websocket is closed.",
+        WEBSOCKETS,
     ),
     Setting(
         "max-ws-buffer",
-        None,
+        "KGW_MAX_WS_BUFFER",
         str(64 * MiB),
         _int(MiB),
         "Bytes a slow websocket client may fall behind before it is closed (at least 1 MiB).",
+        WEBSOCKETS,
     ),
 )
+
+SETTING = {setting.name: setting for setting in SETTINGS}
 
 
 @attrs.frozen
@@ -349,6 +425,12 @@ class GatewayConfig:
     cull_interval: int = 300
     cull_connected: bool = False
     cull_busy: bool = False
+    # Where each setting came from ("--pool" or "KGW_POOL"), for errors found after load().
+    sources: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
+
+    def source(self, name: str) -> str:
+        """How the user gave setting ``name``: its flag, or the variable it came from."""
+        return self.sources.get(name, f"--{name}")
 
 
 def normalize_base_url(base_url: str) -> str:
@@ -387,29 +469,36 @@ def load(
     """Merge flags, environment and defaults into a validated config, or raise ConfigError."""
     check_unsupported(environ)
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for setting in SETTINGS:
         raw = flags.get(setting.name)
         source = f"--{setting.name}"
-        if raw is None and setting.env is not None and setting.env in environ:
+        if setting.repeatable and listen:  # --listen, given on the command line
+            values[setting.name], sources[setting.name] = listen, source
+            continue
+        if raw is None and setting.env in environ:
             raw, source = environ[setting.env], setting.env
+        sources[setting.name] = source
         if raw is None:
             raw, source = setting.default, f"--{setting.name} default"
         try:
             values[setting.name] = setting.parse(raw)
         except ConfigError as e:
             raise ConfigError(f"{source}: {e}") from None
+    listen = values["listen"]
     port_retries = 0
     if not listen:
-        listen = (_tcp_endpoint(values["ip"], values["port"]),)
+        listen = (_tcp_endpoint(values["ip"], values["port"], sources["ip"]),)
+        sources["listen"] = sources["ip"]
         port_retries = values["port-retries"] if values["port"] else 0
     try:
         tls = parse_ssl_version(values["ssl-version"])
     except ConfigError as e:
-        raise ConfigError(f"--ssl-version: {e}") from None
-    tls = with_files(tls, values["certfile"], values["keyfile"], values["client-ca"])
+        raise ConfigError(f"{sources['ssl-version']}: {e}") from None
+    tls = with_files(tls, values["certfile"], values["keyfile"], values["client-ca"], sources)
     if tls.client_ca and not tls.certfile and not any(d.startswith("ssl:") for d in listen):
         raise ConfigError(
-            "--client-ca (KG_CLIENT_CA) needs TLS: set --certfile or --listen ssl:..."
+            f"{sources['client-ca']} needs TLS: set --certfile (KG_CERTFILE) or --listen ssl:..."
         )
     config = GatewayConfig(
         listen=listen,
@@ -448,17 +537,18 @@ def load(
         cull_interval=values["cull-interval"],
         cull_connected=values["cull-connected"],
         cull_busy=values["cull-busy"],
+        sources=sources,
     )
     return config
 
 
-def _tcp_endpoint(ip: str, port: int) -> str:
+def _tcp_endpoint(ip: str, port: int, source: str = "--ip") -> str:
     if not ip:
         return f"tcp:{port}"
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
-        raise ConfigError(f"--ip: not an IP address: {ip!r}") from None
+        raise ConfigError(f"{source}: not an IP address: {ip!r}") from None
     interface = str(address).replace(":", "\\:")
     kind = "tcp6" if address.version == 6 else "tcp"
     return f"{kind}:{port}:interface={interface}"

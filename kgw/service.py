@@ -12,7 +12,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.interfaces import IListeningPort, IReactorCore
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel
 from twisted.web.server import Request, Site
@@ -20,9 +20,11 @@ from txzmq import ZmqFactory
 
 from kgw.channels.protocol import make_factory
 from kgw.config import GatewayConfig
+from kgw.errors import ConfigError
 from kgw.kernels.registry import KernelRegistry
 from kgw.kernels.sessions import SessionManager
 from kgw.kernels.supervisor import KernelSupervisor
+from kgw.startup import StartupReport
 from kgw.systemd import notify
 from kgw.tls import TLSPolicy, secure
 from kgw.web import api, kernels, sessions
@@ -81,8 +83,9 @@ class _TimedRequest(Request):
 
 
 class KernelService(Service):
-    """Owns the kernels: fills the pool and supervises at start; at stop closes websockets
-    and shuts every kernel down. A pool or seed that fails at startup stops the gateway."""
+    """Owns the kernels. At start, fills the pool and tries the seed, and only then listens
+    (a failure stops the gateway with one line, before any client could connect); at stop
+    closes websockets and shuts every kernel down."""
 
     def __init__(
         self,
@@ -90,6 +93,8 @@ class KernelService(Service):
         supervisor: KernelSupervisor,
         zmq_factory: ZmqFactory,
         reactor: Any,
+        listeners: list[ListenService],
+        report: StartupReport,
         notify_socket: str = "",
     ) -> None:
         self._notify_socket = notify_socket
@@ -97,23 +102,35 @@ class KernelService(Service):
         self._supervisor = supervisor
         self._zmq = zmq_factory
         self._reactor = reactor
+        self._listeners = listeners
+        self._report = report
 
     def startService(self) -> None:
         super().startService()
         self._supervisor.start()
-        Deferred.fromCoroutine(self._check()).addErrback(self._fatal)
+        # twistd starts services before the reactor runs; stopping needs it running.
+        self._reactor.callWhenRunning(
+            lambda: Deferred.fromCoroutine(self._start()).addErrback(self._fatal)
+        )
 
-    async def _check(self) -> None:
+    async def _start(self) -> None:
         await self.registry.startup_check()
+        if not self.running:  # stopped (a signal) while kernels were starting
+            return
         if self.registry.pool.sizes:
             log.info("pool: {count} kernels ready", count=len(self.registry.pool.ready()))
-        # Listening started before this service (privilegedStartService), so all is ready.
+        for listener in self._listeners:
+            listener.listen()
         notify(self._notify_socket, "READY=1")
 
     def _fatal(self, failure: Failure) -> None:
         error = failure.value
-        message = getattr(error, "message", None) or str(error)
-        log.critical("kernelgateway: cannot start: {error}", error=message)
+        if isinstance(error, ConfigError):
+            message = str(error)
+        else:
+            message = f"cannot start: {getattr(error, 'message', None) or error}"
+            log.failure("startup failed", failure, level=LogLevel.debug)
+        self._report(message)
         # twistd has no exit status of its own to give: leave with 1 once all is shut down.
         self._reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
         self._reactor.stop()
@@ -133,7 +150,8 @@ class KernelService(Service):
 
 
 class ListenService(Service):
-    """Listens on one endpoint string; a failure to listen stops startup with one line."""
+    """Listens on one endpoint string once told to (see KernelService); stops listening first
+    at shutdown."""
 
     def __init__(
         self,
@@ -153,8 +171,8 @@ class ListenService(Service):
         self._base_url = base_url
         self._port: IListeningPort | None = None
 
-    def privilegedStartService(self) -> None:
-        super().privilegedStartService()
+    def listen(self) -> None:
+        """Listen, moving up to ``retries`` ports while taken; ConfigError if it cannot."""
         for attempt in range(self._retries + 1):
             description = _next_port(self._description, attempt)
             outcome = self._listen(description)
@@ -163,9 +181,7 @@ class ListenService(Service):
             if attempt < self._retries and outcome.check(CannotListenError):
                 log.info("port taken: {description}; trying the next", description=description)
                 continue
-            raise SystemExit(
-                f"kernelgateway: cannot listen on {description!r}: {outcome.getErrorMessage()}"
-            )
+            raise ConfigError(f"cannot listen on {description!r}: {outcome.getErrorMessage()}")
         self._port = outcome
         address: Any = self._port.getHost()
         host = getattr(address, "host", None)
@@ -183,7 +199,7 @@ class ListenService(Service):
         factory, self._secure = secure(endpoint, self._site, self._tls)
         endpoint.listen(factory).addBoth(outcome.append)
         if not outcome:
-            raise SystemExit(f"kernelgateway: --listen {description!r} did not bind at once")
+            raise ConfigError(f"--listen {description!r} did not bind at once")
         return outcome[0]
 
     def stopService(self) -> Deferred[None] | None:
@@ -205,7 +221,10 @@ def _next_port(description: str, offset: int) -> str:
 
 
 def build_gateway(
-    config: GatewayConfig, reactor: IReactorCore, environ: Mapping[str, str]
+    config: GatewayConfig,
+    reactor: IReactorCore,
+    environ: Mapping[str, str],
+    report: StartupReport | None = None,
 ) -> MultiService:
     """Compose the gateway: kernels are stopped last, after the listeners."""
     zmq_factory = ZmqFactory()
@@ -222,13 +241,21 @@ def build_gateway(
     site.trust_xheaders = config.trust_xheaders
 
     gateway = MultiService()
+    listeners = [
+        ListenService(reactor, description, site, config.base_url, config.port_retries, config.tls)
+        for description in config.listen
+    ]
     KernelService(
-        registry, supervisor, zmq_factory, reactor, config.notify_socket
+        registry,
+        supervisor,
+        zmq_factory,
+        reactor,
+        listeners,
+        report or StartupReport(),
+        config.notify_socket,
     ).setServiceParent(gateway)
     if config.tls.warning:
         log.warn("kernelgateway: {warning}", warning=config.tls.warning)
-    for description in config.listen:
-        ListenService(
-            reactor, description, site, config.base_url, config.port_retries, config.tls
-        ).setServiceParent(gateway)
+    for listener in listeners:  # stopped before the kernels
+        listener.setServiceParent(gateway)
     return gateway

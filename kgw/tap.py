@@ -9,30 +9,47 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import textwrap
+from collections.abc import Sequence
 from typing import Any
 
 from twisted.application.service import IService, MultiService
 from twisted.python import usage
 
+import kgw
 from kgw import config as kgw_config
 from kgw.errors import ConfigError
 
 
 def _setting_help(setting: kgw_config.Setting) -> str:
-    env = f" [env {setting.env}]" if setting.env else ""
-    return f"{setting.help}{env} (default: {setting.default!r})"
+    default = f" (default: {setting.default})" if setting.default and not setting.flag else ""
+    return f"{setting.help} [env {setting.env}]{default}"
+
+
+def _explicit_pidfile(argv: list[str]) -> bool:
+    """True when twistd's own arguments (before the subcommand) name a pidfile."""
+    for arg in argv:
+        if arg == "kernelgateway":
+            return False
+        if arg == "--pidfile" or arg.startswith("--pidfile="):
+            return True
+    return False
 
 
 class Options(usage.Options):
-    """Options of ``twistd kernelgateway``; each KG_* variable is read when its flag is absent."""
+    """Options of ``twistd kernelgateway``; each KG_*/KGW_* variable is read when its flag
+    is absent."""
 
     synopsis = "[options]"
     longdesc = (
         "Serve Jupyter kernels over HTTP and websockets, compatible with clients of "
-        "jupyter_kernel_gateway (jupyter-websocket mode) and jupyter_server."
+        "jupyter_kernel_gateway (jupyter-websocket mode) and jupyter_server. Every option "
+        "can also come from the environment variable shown with it; a flag wins."
     )
     optParameters: list[list[Any]] = [
-        [s.name, None, None, _setting_help(s)] for s in kgw_config.SETTINGS if not s.flag
+        [s.name, None, None, _setting_help(s)]
+        for s in kgw_config.SETTINGS
+        if not s.flag and not s.repeatable
     ]
     optFlags: list[list[Any]] = [
         [s.name, None, _setting_help(s)] for s in kgw_config.SETTINGS if s.flag
@@ -43,13 +60,50 @@ class Options(usage.Options):
         self["listen"] = []
 
     def opt_listen(self, endpoint: str) -> None:
-        """Listen on a Twisted endpoint string, e.g. tcp:8888:interface=127.0.0.1 (repeatable;
-        replaces --ip/--port)"""
         self["listen"].append(endpoint)
+
+    opt_listen.__doc__ = _setting_help(kgw_config.SETTING["listen"])
+
+    def opt_version(self) -> None:
+        """Print kgw's version and exit."""
+        from importlib.metadata import version
+
+        print(
+            f"kgw {kgw.__version__} (twisted {version('twisted')}, jupyter_client "
+            f"{version('jupyter_client')}, Python {sys.version.split()[0]})"
+        )
+        raise SystemExit(0)
+
+    def parseOptions(self, options: Sequence[str] | None = None) -> None:
+        try:
+            super().parseOptions(options)
+        except usage.UsageError as e:
+            # Not twistd's whole usage text: one line, and where to look.
+            raise SystemExit(f"kernelgateway: {e}; see twistd kernelgateway --help") from None
+
+    def getUsage(self, width: int | None = None) -> str:
+        """The options grouped by topic, as docs/configuration.md shows them."""
+        width = width or int(os.environ.get("COLUMNS", "80"))
+        text = [textwrap.fill(self.longdesc, width), ""]
+        general = [
+            ("--help", "Show this help and exit."),
+            ("--version", "Show kgw's version and exit."),
+        ]
+        for topic in kgw_config.TOPICS:
+            rows = [
+                (f"--{s.name}" if s.flag else f"--{s.name}=VALUE", _setting_help(s))
+                for s in kgw_config.SETTINGS
+                if s.topic == topic
+            ]
+            text += [f"{topic}:", *_rows(rows, width), ""]
+        text += ["General:", *_rows(general, width)]
+        return "\n".join(text) + "\n"
 
     def postOptions(self) -> None:
         flags: dict[str, str | None] = {}
         for setting in kgw_config.SETTINGS:
+            if setting.repeatable:
+                continue
             value = self.get(setting.name)
             if setting.flag:
                 flags[setting.name] = "true" if value else None
@@ -58,13 +112,40 @@ class Options(usage.Options):
         try:
             self.gateway_config = kgw_config.load(flags, os.environ, tuple(self["listen"]))
             check_listen(self.gateway_config)
-            parent = getattr(self, "parent", None)
-            if self.gateway_config.log_format == "json" and parent is not None:
-                # twistd builds its log observer from --logger after parsing options.
-                parent["logger"] = "kgw.logs.json_observer"
         except ConfigError as e:
             # Not a UsageError: twistd would print its whole usage text above the one line.
             raise SystemExit(f"kernelgateway: {e}") from None
+        parent = getattr(self, "parent", None)
+        self.log_elsewhere = False
+        if parent is not None:
+            self.log_elsewhere = (
+                not parent.get("nodaemon")
+                or parent.get("logfile") not in (None, "", "-")
+                or bool(parent.get("syslog"))
+            )
+            if self.gateway_config.log_format == "json":
+                # twistd builds its log observer from --logger after parsing options.
+                parent["logger"] = "kgw.logs.json_observer"
+            default_pidfile = parent.get("pidfile") == "twistd.pid"
+            if parent.get("nodaemon") and default_pidfile and not _explicit_pidfile(sys.argv[1:]):
+                # In the foreground a pidfile only gets in the way of the next start.
+                parent["pidfile"] = ""
+
+
+def _rows(rows: list[tuple[str, str]], width: int) -> list[str]:
+    """Two columns: the flag, then its help wrapped beside it (below it when too long)."""
+    column = 30
+    lines = []
+    for flag, help_text in rows:
+        wrapped = textwrap.wrap(help_text, max(width - column, 30), break_on_hyphens=False)
+        first = f"  {flag}"
+        if len(first) < column - 1:
+            lines.append(first.ljust(column) + wrapped[0])
+            wrapped = wrapped[1:]
+        else:
+            lines.append(first)
+        lines += [" " * column + line for line in wrapped]
+    return lines
 
 
 def check_listen(gateway_config: kgw_config.GatewayConfig) -> None:
@@ -75,13 +156,14 @@ def check_listen(gateway_config: kgw_config.GatewayConfig) -> None:
 
     from kgw.tls import check_key_and_certificate, endpoint_files
 
+    named = gateway_config.source("listen")
     for description in gateway_config.listen:
         files = endpoint_files(description)
         if files is not None:
             try:
                 check_key_and_certificate(*files)
             except ConfigError as e:
-                raise ConfigError(f"--listen {description!r}: {e}") from None
+                raise ConfigError(f"{named} {description!r}: {e}") from None
         try:
             endpoint = serverFromString(MemoryReactor(), description)
         except (ValueError, KeyError, TypeError, IndexError, OSError, OpenSSLError) as e:
@@ -93,7 +175,7 @@ def check_listen(gateway_config: kgw_config.GatewayConfig) -> None:
                         "; LISTEN_FDS is set without LISTEN_FDNAMES, which Twisted needs "
                         "(systemd sets both; systemd-socket-activate needs --fdname)"
                     )
-            raise ConfigError(f"--listen {description!r}: {reason}") from None
+            raise ConfigError(f"{named} {description!r}: {reason}") from None
         if isinstance(endpoint, UNIXServerEndpoint):
             continue
         interface = _interface_of(endpoint)
@@ -105,7 +187,7 @@ def check_listen(gateway_config: kgw_config.GatewayConfig) -> None:
                 else ("every interface" if interface == "" else "an interface kgw cannot check")
             )
             raise ConfigError(
-                f"--listen {description!r} listens on {where} without --auth-token "
+                f"{named} {description!r} listens on {where} without --auth-token "
                 "(KG_AUTH_TOKEN); set a token or pass --allow-unauthenticated"
             )
 
@@ -150,9 +232,11 @@ def makeService(options: Options) -> IService:
     from twisted.internet import reactor
 
     from kgw.service import build_gateway
+    from kgw.startup import StartupReport
 
     try:
-        gateway: MultiService = build_gateway(options.gateway_config, reactor, os.environ)
+        report = StartupReport(getattr(options, "log_elsewhere", False))
+        gateway: MultiService = build_gateway(options.gateway_config, reactor, os.environ, report)
     except ConfigError as e:
         raise SystemExit(f"kernelgateway: {e}") from None
     return gateway

@@ -12,6 +12,7 @@ Nothing here imports the reactor.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import attrs
@@ -71,20 +72,31 @@ def parse_ssl_version(value: str) -> TLSPolicy:
     raise ConfigError(f"expected a Python ssl protocol number: one of {known}; got {value!r}")
 
 
-def with_files(policy: TLSPolicy, certfile: str, keyfile: str, client_ca: str) -> TLSPolicy:
-    """The policy with its certificate, key and client CA files, each checked."""
+def with_files(
+    policy: TLSPolicy,
+    certfile: str,
+    keyfile: str,
+    client_ca: str,
+    named: Mapping[str, str] | None = None,
+) -> TLSPolicy:
+    """The policy with its certificate, key and client CA files, each checked.
+
+    ``named`` maps a setting to how the user gave it ("--certfile", "KG_CERTFILE").
+    """
+    names = {"certfile": "--certfile", "keyfile": "--keyfile", "client-ca": "--client-ca"}
+    names.update(named or {})
     if keyfile and not certfile:
-        raise ConfigError("--keyfile (KG_KEYFILE) needs --certfile (KG_CERTFILE)")
+        raise ConfigError(f"{names['keyfile']} needs --certfile (KG_CERTFILE)")
     if certfile:
         try:
             check_key_and_certificate(keyfile or certfile, certfile)
         except ConfigError as e:
-            raise ConfigError(f"--{'keyfile' if keyfile else 'certfile'}: {e}") from None
+            raise ConfigError(f"{names['keyfile' if keyfile else 'certfile']}: {e}") from None
     if client_ca:
         try:
             check_ca_file(client_ca)
         except ConfigError as e:
-            raise ConfigError(f"--client-ca: {e}") from None
+            raise ConfigError(f"{names['client-ca']}: {e}") from None
     return attrs.evolve(policy, certfile=certfile, keyfile=keyfile, client_ca=client_ca)
 
 

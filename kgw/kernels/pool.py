@@ -39,7 +39,7 @@ class KernelPool:
         self._ready: dict[str, list[Kernel]] = {name: [] for name in self.sizes}
         self._filling: dict[str, int] = dict.fromkeys(self.sizes, 0)
         self._stopped = False
-        self.failures: list[Exception] = []
+        self.failures: list[tuple[str, Exception]] = []  # (kernelspec, error)
         self._first_fill: Deferred[None] = Deferred()
         self._in_flight: set[Deferred[None]] = set()
 
@@ -91,9 +91,12 @@ class KernelPool:
             kernel = await self._launch(name)
         except Exception as e:
             self._filling[name] -= 1
-            self.failures.append(e)
+            self.failures.append((name, e))
+            starting_up = not self._first_fill.called
             self._settle_first_fill()
-            if not self._stopped:
+            # A failure while the gateway starts stops it (the caller of first_fill() says
+            # why); later ones are retried.
+            if not self._stopped and not starting_up:
                 log.error(
                     "pool: could not start a {name} kernel: {error}; retrying in {delay:.0f}s",
                     name=name,
@@ -111,7 +114,7 @@ class KernelPool:
         if not self._first_fill.called and (self.failures or not sum(self._filling.values())):
             self._first_fill.callback(None)
 
-    async def first_fill(self) -> list[Exception]:
+    async def first_fill(self) -> list[tuple[str, Exception]]:
         """Wait until the pool is full for the first time, or a start failed."""
         if self.sizes and not self._first_fill.called:
             await self._first_fill

@@ -30,8 +30,9 @@ from kgw.errors import (
     NoSuchKernel,
     NoSuchKernelSpec,
 )
+from kgw.kernels.output import KernelOutput
 from kgw.kernels.pool import KernelPool
-from kgw.kernels.seed import NO_SEED, load_seed, run_seed
+from kgw.kernels.seed import NO_SEED, SeedFailed, load_seed, run_seed
 from kgw.metrics import GatewayMetrics
 
 log = Logger()
@@ -118,8 +119,11 @@ class KernelRegistry:
         self._environ = dict(environ)
         self.kernel_spec_manager = kernel_spec_manager or KernelSpecManager()
         self._kernels: dict[str, Kernel] = {}
+        self._outputs: dict[str, KernelOutput] = {}  # each kernel's stdout/stderr pipes
         self._starting = 0
-        self.seed = load_seed(config.seed_uri) if config.seed_uri else NO_SEED
+        self.seed = (
+            load_seed(config.seed_uri, config.source("seed-uri")) if config.seed_uri else NO_SEED
+        )
         sizes = dict(config.pool)
         if config.prespawn_count:
             default = self.default_kernel_name
@@ -135,21 +139,26 @@ class KernelRegistry:
         )
 
     def check_kernel_names(self) -> None:
-        """Raise ConfigError if the default or forced kernelspec is not installed."""
+        """Raise ConfigError if a kernelspec the settings name is not installed."""
         # Finding the kernelspec directories imports IPython (for its profile directory):
         # half a second, paid here at startup rather than by the first client's request.
-        self.kernel_spec_manager.find_kernel_specs()
-        for flag, name in (
-            ("--default-kernel-name", self._config.default_kernel_name),
-            ("--force-kernel-name", self._config.force_kernel_name),
-        ):
-            if name:
-                try:
+        known = self.kernel_spec_manager.find_kernel_specs()
+        wanted = [
+            (self._config.source("default-kernel-name"), self._config.default_kernel_name),
+            (self._config.source("force-kernel-name"), self._config.force_kernel_name),
+            *((self._config.source("pool"), name) for name, _ in self._config.pool),
+        ]
+        if self.seed.kernel_name:
+            named = f"{self._config.source('seed-uri')} {self._config.seed_uri!r}"
+            wanted.append((f"{named}: the notebook's kernelspec", self.seed.kernel_name))
+        for source, name in wanted:
+            if name and name not in known:
+                try:  # the spec manager may know kernelspecs it does not list
                     self.kernel_spec(name)
                 except NoSuchKernelSpec:
-                    known = ", ".join(sorted(self.kernel_spec_manager.find_kernel_specs()))
+                    installed = ", ".join(sorted(known))
                     raise ConfigError(
-                        f"{flag}: no kernelspec named {name!r} (installed: {known})"
+                        f"{source}: no kernelspec named {name!r} (installed: {installed})"
                     ) from None
 
     def kernel_spec(self, name: str) -> Any:
@@ -268,11 +277,22 @@ class KernelRegistry:
         self, kernel_id: str, name: str, env: dict[str, str]
     ) -> AsyncKernelManager:
         manager = AsyncKernelManager(kernel_name=name, kernel_spec_manager=self.kernel_spec_manager)
+        output = self._outputs.get(kernel_id)
+        if output is None:
+            output = self._outputs[kernel_id] = KernelOutput(kernel_id, name, self._clock)
         try:
-            await as_deferred(manager.start_kernel(env=env, kernel_id=kernel_id))
+            await as_deferred(
+                manager.start_kernel(env=env, kernel_id=kernel_id, **output.launch_kwargs)
+            )
         except Exception as e:
-            log.failure(
-                "kernel {kernel_id} ({name}) failed to start", kernel_id=kernel_id, name=name
+            self._close_output(kernel_id)
+            # One line for the operator (a missing interpreter, a bad kernelspec, a
+            # provisioner's refusal), not jupyter_client's traceback.
+            log.error(
+                "kernel {kernel_id} ({name}) failed to start: {error}",
+                kernel_id=kernel_id,
+                name=name,
+                error=f"{type(e).__name__}: {e}",
             )
             raise KernelStartFailed(f"Kernel {name} failed to start: {e}") from None
         return manager
@@ -445,12 +465,18 @@ class KernelRegistry:
     async def _stop_process(self, kernel: Kernel, now: bool) -> None:
         kernel.busy_with = "shutting down"
         kernel.bridge.close(1001, "kernel shut down")
-        if kernel.dead:
-            return
         try:
-            await as_deferred(kernel.manager.shutdown_kernel(now=now))
+            if not kernel.dead:
+                await as_deferred(kernel.manager.shutdown_kernel(now=now))
         except Exception:
             log.failure("kernel {kernel_id} did not shut down cleanly", kernel_id=kernel.id)
+        finally:
+            self._close_output(kernel.id)
+
+    def _close_output(self, kernel_id: str) -> None:
+        output = self._outputs.pop(kernel_id, None)
+        if output is not None:
+            output.close()
 
     async def retire(self, kernel: Kernel) -> None:
         """Stop a kernel that is no longer pooled, and let the pool replace it."""
@@ -458,15 +484,32 @@ class KernelRegistry:
         self.pool.refill()
 
     async def startup_check(self) -> None:
-        """Fill the pool; without one, start a kernel to try the seed. Raise on failure."""
+        """Fill the pool; without one, start a kernel to try the seed.
+
+        Raise ConfigError naming the setting whose kernel could not start.
+        """
         self.pool.refill()
         failures = await self.pool.first_fill()
         if failures:
-            raise failures[0]
+            name, error = failures[0]
+            raise ConfigError(f"{self._startup_source(name, error)}: {error}")
         if self.seed.cells and not self.pool.sizes:
             name = self.seed.kernel_name or self.default_kernel_name
-            kernel = await self.launch(name, self.kernel_env(None))
+            try:
+                kernel = await self.launch(name, self.kernel_env(None))
+            except KernelStartFailed as e:
+                raise ConfigError(f"{self._startup_source(name, e)}: {e}") from None
             await self._stop_process(kernel, now=True)
+
+    def _startup_source(self, name: str, error: Exception) -> str:
+        """The setting to blame for a kernel that did not start at startup."""
+        if isinstance(error, SeedFailed):
+            return f"{self._config.source('seed-uri')} {self._config.seed_uri!r}"
+        if name in dict(self._config.pool):
+            return f"{self._config.source('pool')} {name}"
+        if self._config.prespawn_count:
+            return f"{self._config.source('prespawn-count')} ({name})"
+        return f"kernelspec {name!r}"
 
     async def is_alive(self, kernel: Kernel) -> bool:
         alive: bool = await as_deferred(kernel.manager.is_alive())

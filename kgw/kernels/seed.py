@@ -34,22 +34,25 @@ class Seed:
 NO_SEED = Seed("", ())
 
 
-def load_seed(uri: str) -> Seed:
-    """The seed notebook at a local path or file: URL; ConfigError if unusable."""
+def load_seed(uri: str, named: str = "--seed-uri") -> Seed:
+    """The seed notebook at a local path or file: URL; ConfigError if unusable.
+
+    ``named`` is how the user gave it (the flag, or KG_SEED_URI), for the error.
+    """
     parsed = urlsplit(uri)
     if parsed.scheme not in ("", "file"):
-        raise ConfigError(f"--seed-uri {uri!r}: only local paths and file: URLs are supported")
+        raise ConfigError(f"{named} {uri!r}: only local paths and file: URLs are supported")
     path = unquote(parsed.path) if parsed.scheme == "file" else uri
     try:
         with open(path, encoding="utf-8") as f:
             notebook = json.load(f)
     except OSError as e:
-        raise ConfigError(f"--seed-uri {uri!r}: cannot read it: {e.strerror}") from None
+        raise ConfigError(f"{named} {uri!r}: cannot read it: {e.strerror}") from None
     except ValueError as e:
-        raise ConfigError(f"--seed-uri {uri!r}: not a notebook (invalid JSON: {e})") from None
+        raise ConfigError(f"{named} {uri!r}: not a notebook (invalid JSON: {e})") from None
     cells = notebook.get("cells") if isinstance(notebook, dict) else None
     if not isinstance(cells, list):
-        raise ConfigError(f"--seed-uri {uri!r}: not a notebook (no cells)")
+        raise ConfigError(f"{named} {uri!r}: not a notebook (no cells)")
     code = []
     for cell in cells:
         if isinstance(cell, dict) and cell.get("cell_type") == "code":

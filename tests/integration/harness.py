@@ -48,7 +48,7 @@ class LoggedProcess:
 
     name = "process"
 
-    def spawn(self, command: list[str], env: dict[str, str]) -> None:
+    def spawn(self, command: list[str], env: dict[str, str], cwd: Path | None = None) -> None:
         self.lines: list[str] = []
         self._lines: queue.Queue[str | None] = queue.Queue()
         self.proc = subprocess.Popen(
@@ -57,6 +57,7 @@ class LoggedProcess:
             stderr=subprocess.STDOUT,
             text=True,
             env=env,
+            cwd=cwd,
             start_new_session=True,
         )
         self._reader = threading.Thread(target=self._read, daemon=True)

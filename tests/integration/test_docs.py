@@ -48,11 +48,11 @@ def build(tmp_path_factory: pytest.TempPathFactory) -> Build:
 
 
 def options_table(build: Build) -> str:
-    """The text of the generated options table in configuration.html."""
+    """The text of the generated options tables (one per topic) in configuration.html."""
     markup = (build.html_dir / "configuration.html").read_text(encoding="utf-8")
-    match = re.search(r'<table class="[^"]*kgw-options.*?</table>', markup, re.S)
-    assert match, "configuration.html has no generated options table"
-    return html.unescape(re.sub(r"<[^>]+>", " ", match.group(0)))
+    tables = re.findall(r'<table class="[^"]*kgw-options.*?</table>', markup, re.S)
+    assert len(tables) == len(config.TOPICS), "configuration.html has no generated tables"
+    return html.unescape(re.sub(r"<[^>]+>", " ", " ".join(tables)))
 
 
 def test_docs_build_without_warnings(build: Build) -> None:
@@ -63,11 +63,24 @@ def test_every_option_is_in_the_generated_table(build: Build) -> None:
     table = options_table(build)
     for setting in config.SETTINGS:
         flag = f"--{setting.name}" if setting.flag else f"--{setting.name}=VALUE"
+        if setting.repeatable:
+            flag = f"--{setting.name}=ENDPOINT"
         assert flag in table, setting.name
         assert setting.help in table, setting.name
-        if setting.env:
-            assert setting.env in table, setting.env
+        assert setting.env in table, setting.env
     assert "--listen=ENDPOINT" in table
+
+
+def test_the_reference_groups_options_by_topic_as_help_does(build: Build) -> None:
+    """One table per topic, in --help's order, each option under its own topic."""
+    page = (build.html_dir / "configuration.html").read_text(encoding="utf-8")
+    starts = [page.index(f'<p class="rubric">{html.escape(topic)}</p>') for topic in config.TOPICS]
+    assert starts == sorted(starts)
+    bounds = [*starts, len(page)]
+    for setting in config.SETTINGS:
+        topic = config.TOPICS.index(setting.topic)
+        section = page[bounds[topic] : bounds[topic + 1]]
+        assert f"--{setting.name}" in section, (setting.name, setting.topic)
 
 
 def test_every_example_is_shown_whole(build: Build) -> None:

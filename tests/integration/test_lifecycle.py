@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import socket
 import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 
 import psutil
 import pytest
@@ -17,7 +19,7 @@ from tests.integration.harness import TWISTD, Gateway, LoggedProcess
 
 
 def run_twistd(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    environ = {k: v for k, v in os.environ.items() if not k.startswith("KG_")}
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("KG_", "KGW_"))}
     return subprocess.run(
         [*TWISTD, "--nodaemon", "--pidfile=", "kernelgateway", *args],
         env={**environ, **(env or {})},
@@ -79,10 +81,75 @@ def busy_port() -> Iterator[int]:
 
 def test_port_in_use_stops_startup_with_one_line(busy_port: int) -> None:
     result = run_twistd("--port", str(busy_port), "--port-retries", "0")
-    assert result.returncode != 0
-    output = result.stdout + result.stderr
-    assert f"cannot listen on 'tcp:{busy_port}:interface=127.0.0.1'" in output
-    assert "Traceback" not in output
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith(f"kernelgateway: cannot listen on 'tcp:{busy_port}:interface=127.0.0.1'")
+    assert "[stderr#error]" not in result.stdout
+    assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_unknown_flag_is_one_line_and_a_hint() -> None:
+    result = run_twistd("--bogus")
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        "kernelgateway: option --bogus not recognized; see twistd kernelgateway --help\n"
+    )
+
+
+def test_version_is_kgw_version() -> None:
+    import kgw
+
+    result = run_twistd("--version")
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"kgw {kgw.__version__} ")
+
+
+def test_unknown_pool_kernelspec_stops_startup_before_listening() -> None:
+    for args, env, named in [
+        (("--pool", "cobol=1"), {}, "--pool"),
+        ((), {"KGW_POOL": "cobol=1"}, "KGW_POOL"),
+    ]:
+        result = run_twistd("--port", "0", *args, env=env)
+        assert result.returncode == 1
+        assert result.stderr.startswith(f"kernelgateway: {named}: no kernelspec named 'cobol'")
+        assert result.stderr.count("\n") == 1
+        assert "listening" not in result.stdout
+        assert "Traceback" not in result.stdout
+
+
+def test_pool_kernel_that_cannot_start_stops_startup_in_one_line(tmp_path: Path) -> None:
+    spec = tmp_path / "kernels" / "broken"
+    spec.mkdir(parents=True)
+    argv = ["/nonexistent/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": argv, "display_name": "Broken", "language": "python"})
+    )
+    result = run_twistd("--port", "0", "--pool", "broken=1", env={"JUPYTER_PATH": str(tmp_path)})
+    assert result.returncode == 1
+    [line] = result.stderr.splitlines()
+    assert line.startswith("kernelgateway: --pool broken: Kernel broken failed to start")
+    assert "listening" not in result.stdout
+    assert "retrying" not in result.stdout
+    assert "Traceback" not in result.stdout
+
+
+def test_readme_first_command_starts_twice_in_the_same_folder(tmp_path: Path) -> None:
+    """``twistd -n kernelgateway`` without --pidfile= leaves no twistd.pid behind."""
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(("KG_", "KGW_"))}
+    for _ in range(2):
+        gw = LoggedProcess()
+        gw.spawn(
+            [*TWISTD, "-n", "kernelgateway", "--port", "0"],
+            {**environ, "PYTHONUNBUFFERED": "1"},
+            cwd=tmp_path,
+        )
+        try:
+            gw.wait_for_line(re.compile(r"kernelgateway listening on "), 60)
+            assert not (tmp_path / "twistd.pid").exists()
+        finally:
+            assert gw.terminate() in (0, -signal.SIGTERM)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
@@ -113,7 +180,7 @@ def test_unknown_default_kernel_name_stops_startup() -> None:
     result = run_twistd("--port", "0", env={"KG_DEFAULT_KERNEL_NAME": "cobol"})
     assert result.returncode != 0
     output = result.stdout + result.stderr
-    assert "--default-kernel-name: no kernelspec named 'cobol'" in output
+    assert "KG_DEFAULT_KERNEL_NAME: no kernelspec named 'cobol'" in output
     assert "Traceback" not in output
 
 

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
+
+import psutil
 
 from tests.integration.harness import Gateway, stream_text
 
@@ -59,3 +62,74 @@ def test_every_kernel_lifecycle_event_is_one_line_with_id_and_name() -> None:
     event(cold, "started")
     assert event(cold, "shut down (requested)")["reason"] == "requested"
     assert TOKEN not in gw.log
+
+
+def kernel_records(gw: Gateway) -> list[dict[str, Any]]:
+    """The gateway's output as JSON records; every line of it must be one."""
+    return [json.loads(line) for line in gw.lines if line.strip()]
+
+
+def test_kernel_output_is_logged_as_events_of_its_kernel() -> None:
+    """What a kernel writes to its own stdout/stderr is a log event with its id and stream."""
+    with Gateway("--log-format", "json") as gw:
+        kernel_id = gw.start_kernel()
+        with gw.connect(kernel_id) as ks:
+            code = "import os; os.write(1, b'to stdout\\n'); os.write(2, b'to stderr\\n')"
+            reply, _ = ks.execute(code)
+            assert reply["content"]["status"] == "ok"
+        gw.wait_for_line(re.compile(r"to stderr"), 60)
+        assert gw.request("DELETE", f"api/kernels/{kernel_id}").status_code == 204
+        gw.wait_for_line(re.compile(rf"kernel {kernel_id} \(python3\) shut down"), 60)
+    records = kernel_records(gw)  # nothing raw: ipykernel's own warnings included
+    said = {
+        (r["stream"], r["line"]): r
+        for r in records
+        if r.get("kernel_id") == kernel_id and "stream" in r
+    }
+    assert said[("stdout", "to stdout")]["level"] == "info"
+    assert said[("stderr", "to stderr")]["level"] == "warn"
+    assert said[("stderr", "to stderr")]["name"] == "python3"
+    assert any(stream == "stderr" and "IPKernelApp" in line for stream, line in said)
+
+
+def test_kernel_output_lines_are_attributed_in_text_logs_too() -> None:
+    with Gateway() as gw:
+        kernel_id = gw.start_kernel()
+        with gw.connect(kernel_id) as ks:
+            ks.execute("import os; os.write(2, b'plain text line\\n')")
+        gw.wait_for_line(re.compile(rf"kernel {kernel_id} \(python3\) stderr: plain text line"), 60)
+    raw = [line for line in gw.lines if line.startswith("[IPKernelApp]")]
+    assert raw == [], "kernel output reaches the log only as events"
+
+
+def test_a_flood_on_stderr_is_bounded_and_says_so() -> None:
+    """100 MB on a kernel's stderr: the gateway stays responsive, its memory flat, and the
+    log says how many lines it left out."""
+    flood = (
+        "import os\n"
+        "line = b'x' * 99 + b'\\n'\n"
+        "for _ in range(100):\n"
+        "    os.write(2, line * 10000)\n"  # 1 MB at a time, 100 MB in all
+        "os.write(2, b'y' * 20000 + b'\\n')\n"  # one very long line
+        "print('done')"
+    )
+    with Gateway("--log-format", "json") as gw:
+        kernel_id = gw.start_kernel()
+        gateway = psutil.Process(gw.proc.pid)
+        before = gateway.memory_info().rss
+        peak = before
+        with gw.connect(kernel_id) as ks:
+            ks.send_execute(flood)
+            # The gateway answers while the kernel floods it.
+            assert gw.request("GET", "api").status_code == 200
+            for message in ks.messages():
+                peak = max(peak, gateway.memory_info().rss)
+                if message["msg_type"] == "execute_reply":
+                    break
+        gw.wait_for_line(re.compile(r"lines \(\d+ bytes\) of its output not logged"), 60)
+    assert peak - before < 64 * 1024 * 1024, f"RSS grew {(peak - before) / 2**20:.0f} MiB"
+    records = [r for r in kernel_records(gw) if r.get("kernel_id") == kernel_id]
+    lines = [r for r in records if r.get("stream") == "stderr"]
+    assert 0 < len(lines) < 100_000, "rate-limited, not every line logged"
+    left_out = sum(r["lines"] for r in records if "not logged" in r["message"])
+    assert left_out + len(lines) >= 1_000_000

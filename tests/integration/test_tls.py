@@ -256,7 +256,7 @@ def test_mutual_tls_requires_a_client_certificate_from_the_ca(
             ),
             "--client-ca: {missing}: No such file or directory",
         ),
-        (("--client-ca", "{ca.cert}"), "--client-ca (KG_CLIENT_CA) needs TLS"),
+        (("--client-ca", "{ca.cert}"), "--client-ca needs TLS"),
         (
             ("--listen", "ssl:0:privateKey={missing}:certKey={server.cert}"),
             "{missing}: No such file or directory",

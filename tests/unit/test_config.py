@@ -22,7 +22,7 @@ Getter = Callable[[GatewayConfig], Any]
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests see no KG_* variable (nor systemd's) from the machine they run on."""
     for name in list(os.environ):
-        if name.startswith("KG_") or name.startswith("LISTEN_"):
+        if name.startswith(("KG_", "KGW_", "LISTEN_")):
             monkeypatch.delenv(name)
 
 
@@ -76,6 +76,11 @@ def test_every_default_parses() -> None:
 
 # setting name -> (value to give, how to read it back, what it should read back as)
 SETTING_CASES: dict[str, tuple[str, Getter, Any]] = {
+    "listen": (
+        "tcp:9000:interface=127.0.0.5",
+        lambda c: c.listen,
+        ("tcp:9000:interface=127.0.0.5",),
+    ),
     "ip": ("127.0.0.2", lambda c: c.listen, ("tcp:8888:interface=127.0.0.2",)),
     "port": ("9999", lambda c: c.listen, ("tcp:9999:interface=127.0.0.1",)),
     "base-url": ("/gw", lambda c: c.base_url, "/gw/"),
@@ -156,7 +161,7 @@ def case(name: str, pki: Path) -> tuple[str, Getter, Any, list[str]]:
 
 
 SETTINGS_BY_NAME = {setting.name: setting for setting in config.SETTINGS}
-ENV_SETTINGS = [setting.name for setting in config.SETTINGS if setting.env is not None]
+ENV_SETTINGS = [setting.name for setting in config.SETTINGS]
 
 
 def test_every_setting_has_a_case_here() -> None:
@@ -166,9 +171,8 @@ def test_every_setting_has_a_case_here() -> None:
 @pytest.mark.parametrize("name", ENV_SETTINGS)
 def test_every_variable_is_read(name: str, monkeypatch: pytest.MonkeyPatch, pki: Path) -> None:
     value, read, expected, companions = case(name, pki)
-    env = SETTINGS_BY_NAME[name].env
-    assert env is not None
-    monkeypatch.setenv(env, value)
+    setting = SETTINGS_BY_NAME[name]
+    monkeypatch.setenv(setting.env, "true" if setting.flag else value)
 
     assert read(parse(*companions)) == expected
 
@@ -202,12 +206,101 @@ def test_variables_are_the_ones_jupyter_kernel_gateway_reads() -> None:
     }
 
 
-def test_help_names_each_variable() -> None:
-    help_text = str(Options())
+def test_every_setting_has_its_own_variable() -> None:
+    """A systemd EnvironmentFile can set every option: KG_* where jupyter_kernel_gateway
+    has the name, else KGW_*."""
+    names = [setting.env for setting in config.SETTINGS]
+    assert len(set(names)) == len(names)
+    assert all(name.startswith(("KG_", "KGW_")) for name in names)
+    for name in ("log-format", "pool", "cull-idle-timeout", "max-ws-buffer", "restart-limit"):
+        assert SETTINGS_BY_NAME[name].env.startswith("KGW_")
+
+
+def test_kgw_listen_takes_several_endpoints(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KGW_LISTEN", "tcp:9000:interface=127.0.0.1  unix:/tmp/kgw.sock")
+
+    assert parse().listen == ("tcp:9000:interface=127.0.0.1", "unix:/tmp/kgw.sock")
+    assert parse("--listen", "tcp:9001:interface=127.0.0.1").listen == (
+        "tcp:9001:interface=127.0.0.1",
+    )
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({"KGW_POOL": "python3"}, "kernelgateway: KGW_POOL: expected name=count pairs"),
+        ({"KGW_LISTEN": "bogus:1"}, "kernelgateway: KGW_LISTEN 'bogus:1': Unknown endpoint"),
+        ({"KG_IP": "nowhere"}, "kernelgateway: KG_IP: not an IP address"),
+        ({"KG_IP": "0.0.0.0"}, "kernelgateway: KG_IP 'tcp:8888:interface=0.0.0.0' listens on"),
+        ({"KG_CLIENT_CA": "/nope/ca.pem"}, "kernelgateway: KG_CLIENT_CA: /nope/ca.pem: No such"),
+        ({"KGW_CULL_BUSY": "maybe"}, "kernelgateway: KGW_CULL_BUSY: expected true or false"),
+    ],
+)
+def test_errors_name_the_variable_they_came_from(
+    env: dict[str, str], expected: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+
+    assert usage_error().startswith(expected)
+
+
+def test_sources_say_where_each_setting_came_from(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KG_SEED_URI", "/srv/seed.ipynb")
+    loaded = parse("--pool", "python3=1")
+
+    assert loaded.source("seed-uri") == "KG_SEED_URI"
+    assert loaded.source("pool") == "--pool"
+    assert loaded.source("max-kernels") == "--max-kernels"
+
+
+def test_help_groups_options_by_topic() -> None:
+    help_text = Options().getUsage(width=100)
+    positions = [help_text.index(f"\n{topic}:\n") for topic in config.TOPICS]
+    assert positions == sorted(positions)
+    bounds = [*positions, len(help_text)]
     for setting in config.SETTINGS:
-        assert f"--{setting.name}" in help_text
-        if setting.env:
-            assert setting.env in help_text
+        at = help_text.index(f"  --{setting.name}")
+        topic = config.TOPICS.index(setting.topic)
+        assert bounds[topic] < at < bounds[topic + 1], setting.name
+        section = " ".join(help_text[bounds[topic] : bounds[topic + 1]].split())
+        assert f"[env {setting.env}]" in section
+
+
+def test_unknown_flag_is_one_line_with_a_hint() -> None:
+    message = usage_error("--bogus")
+
+    assert (
+        message == "kernelgateway: option --bogus not recognized; see twistd kernelgateway --help"
+    )
+    assert usage_error("--port").endswith("requires argument; see twistd kernelgateway --help")
+
+
+def test_version_prints_kgw_version(capsys: pytest.CaptureFixture[str]) -> None:
+    import kgw
+
+    with pytest.raises(SystemExit) as raised:
+        parse("--version")
+
+    assert raised.value.code == 0
+    assert capsys.readouterr().out.startswith(f"kgw {kgw.__version__} (twisted ")
+
+
+def twistd_options(*argv: str) -> Any:
+    from twisted.scripts.twistd import ServerOptions
+
+    options = ServerOptions()
+    options.parseOptions(list(argv))
+    return options
+
+
+def test_foreground_writes_no_pidfile_unless_asked() -> None:
+    """README's first command works twice in a row in the same folder."""
+    assert twistd_options("-n", "kernelgateway")["pidfile"] == ""
+    assert twistd_options("-n", "--pidfile=kgw.pid", "kernelgateway")["pidfile"] == (
+        os.path.abspath("kgw.pid")
+    )
+    assert twistd_options("kernelgateway")["pidfile"] == os.path.abspath("twistd.pid")
 
 
 # --- precedence -------------------------------------------------------------------------------
