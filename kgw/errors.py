@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 
 class GatewayError(Exception):
     """An error a client can be told about: an HTTP status, a short reason and a message."""
@@ -12,6 +14,11 @@ class GatewayError(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+def error_body(reason: str, message: str) -> bytes:
+    """The JSON body of every error response: ``{"reason": ..., "message": ...}``."""
+    return json.dumps({"reason": reason, "message": message}).encode("utf-8")
 
 
 class BadRequest(GatewayError):

@@ -13,10 +13,12 @@ from autobahn.websocket.types import ConnectionRequest
 from twisted.internet import tcp
 from twisted.internet.interfaces import IAddress, IPushProducer
 from twisted.logger import Logger
+from twisted.web.http import RESPONSES
 from zope.interface import implementer
 
 from kgw.channels import wire
 from kgw.channels.bridge import ChannelBridge
+from kgw.errors import error_body
 
 log = Logger()
 
@@ -94,6 +96,22 @@ class ChannelsProtocol(WebSocketServerProtocol):
         if self.state == self.STATE_OPEN:
             self.sendCloseFrame(code, reason.encode("utf-8")[:120])
 
+    def sendHttpErrorResponse(
+        self, code: int, reason: str, responseHeaders: list[tuple[str, str]] | None = None
+    ) -> None:
+        """A refused upgrade (no Connection: Upgrade, a wrong Sec-WebSocket-Version...) is
+        answered like every other 4xx: a JSON body saying why, not Autobahn's empty one."""
+        phrase = RESPONSES.get(code, b"Error").decode("ascii")
+        body = error_body(phrase, reason)
+        lines = [
+            f"HTTP/1.1 {code} {phrase}",
+            "Content-Type: application/json",
+            f"Content-Length: {len(body)}",
+            "Connection: close",
+            *(f"{name}: {value}" for name, value in responseHeaders or ()),
+        ]
+        self.sendData("\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body)
+
     # --- client -> kernel ------------------------------------------------------------------
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -106,7 +124,8 @@ class ChannelsProtocol(WebSocketServerProtocol):
                 parts = wire.legacy_to_parts(payload, isBinary)
             if parts.channel not in wire.CLIENT_CHANNELS:
                 raise wire.FrameError(f"clients may not send on channel {parts.channel!r}")
-            wire.check_header(parts.parsed_header())
+            # The legacy reader decoded every part already; v1 parts are still bytes.
+            wire.check_client_message(parts, objects=self._v1)
             self.bridge.send(self, parts)
         except wire.FrameError as e:
             log.info(

@@ -180,6 +180,26 @@ def check_header(header: dict[str, Any]) -> None:
             raise FrameError(f"header.{key} must be a string")
 
 
+# What a kernel needs in the header of a message from a client (jupyter_client's Session
+# reads each of them; a kernel that misses one logs an error and never answers).
+CLIENT_HEADER_FIELDS = ("msg_id", "msg_type", "session", "username", "version")
+
+
+def check_client_message(parts: Parts, objects: bool = True) -> None:
+    """Raise FrameError naming the field, unless a client's message has the shape a kernel
+    can handle: the header fields above as strings, and (with ``objects``, for formats
+    whose parts were not decoded yet) parent_header, metadata and content as JSON objects."""
+    header = parts.parsed_header()
+    for key in CLIENT_HEADER_FIELDS:
+        value = header.get(key)
+        if not isinstance(value, str):
+            problem = "is missing" if key not in header else "must be a string"
+            raise FrameError(f"header.{key} {problem}")
+    if objects:
+        for key, data in zip(_JSON_KEYS[1:], parts.json_parts[1:], strict=True):
+            _load_object(data, key)
+
+
 # --- legacy JSON frames -----------------------------------------------------------------------
 
 

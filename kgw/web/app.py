@@ -15,7 +15,7 @@ from werkzeug.exceptions import MethodNotAllowed as WerkzeugMethodNotAllowed
 from werkzeug.exceptions import NotFound as WerkzeugNotFound
 
 from kgw.config import GatewayConfig
-from kgw.errors import GatewayError, MethodNotAllowed, NotFound, Unauthorized
+from kgw.errors import GatewayError, MethodNotAllowed, NotFound, Unauthorized, error_body
 from kgw.web import auth
 
 log = Logger()
@@ -31,7 +31,9 @@ def json_body(request: IRequest, status: int, body: Any) -> bytes:
 
 def render_error(request: IRequest, error: GatewayError) -> bytes:
     """The one place a domain error becomes an HTTP response."""
-    return json_body(request, error.status, {"reason": error.reason, "message": error.message})
+    request.setResponseCode(error.status)
+    request.setHeader(b"Content-Type", b"application/json")
+    return error_body(error.reason, error.message)
 
 
 class GatewayApp:

@@ -233,3 +233,83 @@ def test_binary_json_frame_from_client_reaches_kernel(gateway: Gateway, kernel_i
         )
         _, iopub = ks.execute("print(got)")
         assert base64.b64encode(b"\x00\xfe").decode() in stream_text(iopub)
+
+
+def _request(header: dict[str, object], content: object, v1: bool) -> str | bytes:
+    """An execute_request as a client would frame it, with the given header and content."""
+    if v1:
+        from kgw.channels import wire
+
+        return wire.parts_to_v1(
+            wire.Parts(
+                "shell",
+                json.dumps(header).encode(),
+                b"{}",
+                b"{}",
+                json.dumps(content).encode(),
+            )
+        )
+    return json.dumps({"header": header, "parent_header": {}, "metadata": {}, "content": content})
+
+
+GOOD_HEADER = {
+    "msg_id": "shape-1",
+    "msg_type": "execute_request",
+    "session": "s",
+    "username": "u",
+    "version": "5.3",
+}
+
+
+@pytest.mark.parametrize("v1", FORMATS)
+def test_a_message_without_the_fields_a_kernel_needs_never_reaches_it(
+    gateway: Gateway, kernel_id: str, v1: bool
+) -> None:
+    content = {"code": "print('should not run')", "silent": False}
+    cases: list[tuple[dict[str, object], object, str]] = [
+        *(
+            ({k: v for k, v in GOOD_HEADER.items() if k != missing}, content, f"header.{missing}")
+            for missing in ("version", "session", "username", "msg_type")
+        ),
+        ({**GOOD_HEADER, "session": 7}, content, "header.session must be a string"),
+        (GOOD_HEADER, ["print('x')"], "content must be a JSON object"),
+        (GOOD_HEADER, "print('x')", "content must be a JSON object"),
+    ]
+    with gateway.connect(kernel_id, v1=v1) as ks:
+        for header, body, named in cases:
+            ks.ws.send(_request(header, body, v1))
+            error = ks.recv()
+            assert error["msg_type"] == "gateway_error", error
+            assert named in error["content"]["evalue"]
+        # The kernel saw none of them: it answers at once, and ran none of their code.
+        _, iopub = ks.execute("print('fine')")
+        assert stream_text(iopub) == "fine\n"
+    assert "should not run" not in "".join(line for line in gateway.lines if "stdout" in line)
+    assert "AttributeError" not in gateway.log
+
+
+@pytest.mark.parametrize(
+    ("headers", "said"),
+    [
+        ({"Upgrade": "websocket", "Connection": "keep-alive"}, "Connection headers do not include"),
+        (
+            {
+                "Upgrade": "websocket",
+                "Connection": "Upgrade",
+                "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                "Sec-WebSocket-Version": "7",
+            },
+            "version 7 not supported",
+        ),
+    ],
+    ids=["no Connection: Upgrade", "wrong version"],
+)
+def test_a_malformed_upgrade_is_answered_with_a_json_error(
+    gateway: Gateway, kernel_id: str, headers: dict[str, str], said: str
+) -> None:
+    response = gateway.request("GET", f"api/kernels/{kernel_id}/channels", headers=headers)
+    assert response.status_code == 400
+    assert response.headers["Content-Type"] == "application/json"
+    body = response.json()
+    assert body["reason"] == "Bad Request"
+    assert said in body["message"]

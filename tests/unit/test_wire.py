@@ -729,3 +729,44 @@ def test_deeply_nested_json_raises_frame_error() -> None:
 
     with pytest.raises(wire.FrameError):
         wire.legacy_to_parts(frame, False)
+
+
+_CLIENT_HEADER = {
+    "msg_id": "a",
+    "msg_type": "execute_request",
+    "session": "s",
+    "username": "",
+    "version": "5.3",
+}
+
+
+@pytest.mark.parametrize("missing", wire.CLIENT_HEADER_FIELDS)
+def test_a_client_message_needs_every_header_field_a_kernel_reads(missing: str) -> None:
+    header = {k: v for k, v in _CLIENT_HEADER.items() if k != missing}
+    parts = wire.Parts("shell", json.dumps(header).encode(), b"{}", b"{}", b"{}")
+    with pytest.raises(wire.FrameError, match=rf"header\.{missing} is missing"):
+        wire.check_client_message(parts)
+
+
+@pytest.mark.parametrize(
+    ("parent", "metadata", "content", "named"),
+    [
+        (b"{}", b"{}", b"[]", "content must be a JSON object"),
+        (b"{}", b"{}", b"", "content is not valid JSON"),
+        (b"{}", b"null", b"{}", "metadata must be a JSON object"),
+        (b"1", b"{}", b"{}", "parent_header must be a JSON object"),
+    ],
+)
+def test_a_client_message_parts_must_be_objects(
+    parent: bytes, metadata: bytes, content: bytes, named: str
+) -> None:
+    header = json.dumps(_CLIENT_HEADER).encode()
+    parts = wire.Parts("shell", header, parent, metadata, content)
+    with pytest.raises(wire.FrameError, match=named):
+        wire.check_client_message(parts)
+    wire.check_client_message(parts, objects=False)  # already decoded by the legacy reader
+
+
+def test_a_well_formed_client_message_passes() -> None:
+    header = json.dumps(_CLIENT_HEADER).encode()
+    wire.check_client_message(wire.Parts("shell", header, b"{}", b"{}", b'{"code": "1"}'))
