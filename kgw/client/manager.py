@@ -1,6 +1,7 @@
 """jupyter_client's KernelManager interface for a kernel that runs on a gateway.
 
-``start_kernel()`` is ``POST /api/kernels``, ``shutdown_kernel()`` is ``DELETE``,
+``start_kernel()`` is ``POST /api/kernels``, ``attach_kernel(id)`` takes a kernel that
+already runs there, ``shutdown_kernel()`` is ``DELETE``,
 ``restart_kernel()`` and ``interrupt_kernel()`` are the gateway's ``/restart`` and
 ``/interrupt``, ``is_alive()`` reads the kernel's model. ``client()`` returns a
 :mod:`kgw.client.channels` client on the kernel's channels websocket. Options are traitlets,
@@ -82,9 +83,31 @@ class _GatewayManagerMixin(GatewayOptions, KernelManager):
 
     # --- lifecycle -------------------------------------------------------------------------
 
+    async def _async_attach_kernel(self, kernel_id: str) -> None:
+        """Use a kernel that already runs on the gateway (pooled, or started by someone
+        else): ``GET /api/kernels/<id>``, then clients, restart, interrupt and shutdown work
+        as for a kernel this manager started. Raises KernelDied when the gateway does not
+        know the id. ``cleanup_resources()`` (nbclient's cleanup) leaves an attached kernel
+        running; ``shutdown_kernel()`` still deletes it."""
+        if self.has_kernel:
+            raise GatewayError(f"this manager already has kernel {self.kernel_id}")
+        model = await asyncio.to_thread(self.kernels_api().get, kernel_id)
+        self.model = model
+        self.kernel_id = str(model["id"])
+        self.kernel_name = str(model.get("name") or self.kernel_name)
+        self._shut_down = False
+        self._started_here = False
+        self.log.debug("attached to kernel %s (%s)", self.kernel_id, self.kernel_name)
+
     async def _async_start_kernel(self, **kw: Any) -> None:
         """Start a kernel on the gateway. ``cwd``, ``extra_arguments`` and other arguments
-        about a local process are ignored; ``KERNEL_*`` names in ``env`` are sent."""
+        about a local process are ignored; ``KERNEL_*`` names in ``env`` are sent.
+
+        With ``kernel_id=...``, attach to that existing kernel instead, as jupyter_server's
+        GatewayKernelManager does (see :meth:`attach_kernel`)."""
+        if kw.get("kernel_id"):
+            await self._async_attach_kernel(str(kw["kernel_id"]))
+            return
         if self.has_kernel:
             raise GatewayError(f"this manager already has kernel {self.kernel_id}")
         self._attempted_start = True
@@ -182,6 +205,7 @@ class GatewayKernelManager(_GatewayManagerMixin):
         return client
 
     start_kernel = run_sync(_GatewayManagerMixin._async_start_kernel)
+    attach_kernel = run_sync(_GatewayManagerMixin._async_attach_kernel)
     shutdown_kernel = run_sync(_GatewayManagerMixin._async_shutdown_kernel)
     restart_kernel = run_sync(_GatewayManagerMixin._async_restart_kernel)
     interrupt_kernel = run_sync(_GatewayManagerMixin._async_interrupt_kernel)
@@ -206,6 +230,7 @@ class AsyncGatewayKernelManager(_GatewayManagerMixin, AsyncKernelManager):
         return client
 
     start_kernel = _GatewayManagerMixin._async_start_kernel
+    attach_kernel = _GatewayManagerMixin._async_attach_kernel
     shutdown_kernel = _GatewayManagerMixin._async_shutdown_kernel
     restart_kernel = _GatewayManagerMixin._async_restart_kernel
     interrupt_kernel = _GatewayManagerMixin._async_interrupt_kernel

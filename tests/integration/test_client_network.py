@@ -285,3 +285,45 @@ def test_a_cell_running_across_a_drop_still_delivers_its_reply_and_output(
             if message["msg_type"] == "status" and message["content"]["execution_state"] == "idle":
                 break
         assert text == "across the drop\n"
+
+
+def test_attach_to_a_kernel_that_already_runs_on_the_gateway(gateway: Gateway) -> None:
+    """A kernel a dashboard (here: plain REST) started is used through kgw.client."""
+    kernel_id = gateway.start_kernel()
+    with gateway.connect(kernel_id) as ks:
+        ks.execute("answer = 42")
+    try:
+        km = GatewayKernelManager(url=gateway.url)
+        km.attach_kernel(kernel_id)
+        assert (km.kernel_id, km.kernel_name) == (kernel_id, "python3")
+        assert km.is_alive()
+        kc = km.client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=TIMEOUT)
+            reply = kc.execute("answer", reply=True, timeout=TIMEOUT)
+            assert reply["content"]["status"] == "ok"
+            result = kc.get_iopub_msg(timeout=TIMEOUT)
+            while result["msg_type"] != "execute_result":
+                result = kc.get_iopub_msg(timeout=TIMEOUT)
+            assert result["content"]["data"]["text/plain"] == "42"
+        finally:
+            kc.stop_channels()
+        km.cleanup_resources()  # nbclient's cleanup: an attached kernel keeps running
+        assert gateway.request("GET", f"api/kernels/{kernel_id}").status_code == 200
+        # jupyter_server's spelling: start_kernel(kernel_id=...) attaches too.
+        again = GatewayKernelManager(url=gateway.url)
+        again.start_kernel(kernel_id=kernel_id)
+        assert again.kernel_id == kernel_id
+        again.shutdown_kernel()  # asked for explicitly: deleted
+        assert gateway.request("GET", f"api/kernels/{kernel_id}").status_code == 404
+    finally:
+        gateway.request("DELETE", f"api/kernels/{kernel_id}")
+
+
+def test_attach_to_an_unknown_kernel_says_so(gateway: Gateway) -> None:
+    km = GatewayKernelManager(url=gateway.url)
+    with pytest.raises(KernelDied) as caught:
+        km.attach_kernel("no-such-kernel")
+    assert caught.value.kernel_id == "no-such-kernel"
+    assert not km.has_kernel
