@@ -279,7 +279,19 @@ SETTINGS: tuple[Setting, ...] = (
         "KGW_POOL",
         "",
         _pool,
-        "Ready kernels per kernelspec, e.g. python3=4,ir=1 (adds to --prespawn-count).",
+        "Ready kernels per kernelspec for requests without an env, e.g. python3=4,ir=1 "
+        "(adds to --prespawn-count).",
+        POOL,
+    ),
+    Setting(
+        "env-pool",
+        "KGW_ENV_POOL",
+        "",
+        _pool,
+        "Ready kernels per kernelspec for requests that send an env (jupyter_server's "
+        "GatewayClient always does), e.g. python3=2: started with the environment such a "
+        "request gets; the request's own variables are set as one is handed out (Python "
+        "kernelspecs only).",
         POOL,
     ),
     Setting(
@@ -418,6 +430,7 @@ class GatewayConfig:
     ws_ping_timeout: int = 30
     prespawn_count: int = 0
     pool: tuple[tuple[str, int], ...] = ()
+    env_pool: tuple[tuple[str, int], ...] = ()
     seed_uri: str = ""
     restart_limit: int = 5
     restart_window: int = 60
@@ -530,6 +543,7 @@ def load(
         ws_ping_timeout=values["ws-ping-timeout"],
         prespawn_count=values["prespawn-count"],
         pool=values["pool"],
+        env_pool=values["env-pool"],
         seed_uri=values["seed-uri"],
         restart_limit=values["restart-limit"],
         restart_window=values["restart-window"],

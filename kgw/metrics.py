@@ -128,13 +128,20 @@ class _LiveCollector(Collector):
         pool = GaugeMetricFamily(
             "kgw_pool_kernels", "Ready kernels waiting in the pool", labels=["kernel_name"]
         )
+        env_pool = GaugeMetricFamily(
+            "kgw_env_pool_kernels",
+            "Ready kernels waiting in the env pool (for requests with an env)",
+            labels=["kernel_name"],
+        )
         if kernels is not None:
-            ready: dict[str, int] = dict.fromkeys(kernels.pool.sizes, 0)
-            for kernel in kernels.pool.ready():
-                ready[kernel.name] = ready.get(kernel.name, 0) + 1
-            for name, count in sorted(ready.items()):
-                pool.add_metric([name], count)
+            for family, kept in ((pool, kernels.pool), (env_pool, kernels.env_pool)):
+                ready: dict[str, int] = dict.fromkeys(kept.sizes, 0)
+                for kernel in kept.ready():
+                    ready[kernel.name] = ready.get(kernel.name, 0) + 1
+                for name, count in sorted(ready.items()):
+                    family.add_metric([name], count)
         yield pool
+        yield env_pool
         messages = CounterMetricFamily(
             "kgw_messages",
             "Jupyter messages relayed, by channel and direction",

@@ -117,8 +117,9 @@ class KernelService(Service):
         await self.registry.startup_check()
         if not self.running:  # stopped (a signal) while kernels were starting
             return
-        if self.registry.pool.sizes:
-            log.info("pool: {count} kernels ready", count=len(self.registry.pool.ready()))
+        for pool in self.registry.pools:
+            if pool.sizes:
+                log.info("{pool}: {count} kernels ready", pool=pool.label, count=len(pool.ready()))
         for listener in self._listeners:
             listener.listen()
         notify(self._notify_socket, "READY=1")

@@ -31,7 +31,9 @@ class KernelPool:
         launch: Callable[[str], Awaitable[Kernel]],
         has_room: Callable[[], bool],
         clock: IReactorTime,
+        label: str = "pool",
     ) -> None:
+        self.label = label  # "pool" or "env pool", in log lines
         self.sizes = {name: count for name, count in sizes.items() if count > 0}
         self._launch = launch
         self._has_room = has_room
@@ -98,7 +100,8 @@ class KernelPool:
             # why); later ones are retried.
             if not self._stopped and not starting_up:
                 log.error(
-                    "pool: could not start a {name} kernel: {error}; retrying in {delay:.0f}s",
+                    "{pool}: could not start a {name} kernel: {error}; retrying in {delay:.0f}s",
+                    pool=self.label,
                     name=name,
                     error=str(e),
                     delay=RETRY_DELAY,
@@ -107,7 +110,12 @@ class KernelPool:
             return
         self._filling[name] -= 1
         self._ready[name].append(kernel)
-        log.info("pool: kernel {kernel_id} ({name}) ready", kernel_id=kernel.id, name=name)
+        log.info(
+            "{pool}: kernel {kernel_id} ({name}) ready",
+            pool=self.label,
+            kernel_id=kernel.id,
+            name=name,
+        )
         self._settle_first_fill()
 
     def _settle_first_fill(self) -> None:

@@ -30,6 +30,7 @@ from kgw.errors import (
     NoSuchKernel,
     NoSuchKernelSpec,
 )
+from kgw.kernels import handout
 from kgw.kernels.output import KernelOutput
 from kgw.kernels.pool import KernelPool
 from kgw.kernels.seed import NO_SEED, SeedFailed, load_seed, run_seed
@@ -129,6 +130,11 @@ class KernelRegistry:
             default = self.default_kernel_name
             sizes[default] = sizes.get(default, 0) + config.prespawn_count
         self.pool = KernelPool(sizes, self._launch_for_pool, self._has_room, clock)
+        # For requests with an env: started with the environment an empty env gives.
+        self.env_pool = KernelPool(
+            dict(config.env_pool), self._launch_for_env_pool, self._has_room, clock, "env pool"
+        )
+        self.pools = (self.pool, self.env_pool)
 
     # --- kernelspecs -----------------------------------------------------------------------
 
@@ -147,6 +153,7 @@ class KernelRegistry:
             (self._config.source("default-kernel-name"), self._config.default_kernel_name),
             (self._config.source("force-kernel-name"), self._config.force_kernel_name),
             *((self._config.source("pool"), name) for name, _ in self._config.pool),
+            *((self._config.source("env-pool"), name) for name, _ in self._config.env_pool),
         ]
         if self.seed.kernel_name:
             named = f"{self._config.source('seed-uri')} {self._config.seed_uri!r}"
@@ -160,6 +167,13 @@ class KernelRegistry:
                     raise ConfigError(
                         f"{source}: no kernelspec named {name!r} (installed: {installed})"
                     ) from None
+        for name, _ in self._config.env_pool:
+            language = self.kernel_spec(name).language or ""
+            if not handout.can_apply(language):
+                raise ConfigError(
+                    f"{self._config.source('env-pool')}: {name!r} is a {language or 'unknown'}"
+                    " kernelspec; kgw can set a request's variables only in Python kernels"
+                )
 
     def kernel_spec(self, name: str) -> Any:
         try:
@@ -202,7 +216,7 @@ class KernelRegistry:
         return env
 
     def _in_use(self) -> int:
-        return len(self._kernels) + self._starting + len(self.pool)
+        return len(self._kernels) + self._starting + len(self.pool) + len(self.env_pool)
 
     def _has_room(self) -> bool:
         limit = self._config.max_kernels
@@ -212,7 +226,7 @@ class KernelRegistry:
         """Give up a pooled kernel if a client's kernel would not fit otherwise."""
         if self._has_room():
             return
-        victim = self.pool.pick_victim()
+        victim = self.pool.pick_victim() or self.env_pool.pick_victim()
         if victim is None:
             raise KernelLimitReached(self._config.max_kernels)
         log.info(
@@ -313,6 +327,51 @@ class KernelRegistry:
     async def _launch_for_pool(self, name: str) -> Kernel:
         return await self.launch(name, self.kernel_env(None))
 
+    async def _launch_for_env_pool(self, name: str) -> Kernel:
+        return await self.launch(name, self.kernel_env({}))
+
+    def refill(self) -> None:
+        for pool in self.pools:
+            pool.refill()
+
+    async def _from_env_pool(self, name: str, client_env: Mapping[str, str]) -> Kernel | None:
+        """A kernel of the env pool with the request's variables set in it, or None."""
+        kernel = self.env_pool.take(name)
+        if kernel is None:
+            return None
+        target = self.kernel_env(client_env)
+        to_set, to_unset = handout.changes(kernel.env, target), handout.removed(kernel.env, target)
+        content = {
+            "code": handout.python_code(to_set, to_unset),
+            "silent": True,
+            "store_history": False,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        }
+        self._starting += 1  # held outside the pool while its variables are set
+        try:
+            reply = await kernel.bridge.request(
+                "execute_request", content, handout.APPLY_TIMEOUT, lambda: self.is_alive(kernel)
+            )
+            if reply.get("status") != "ok":
+                raise KernelStartFailed(f"{reply.get('ename')}: {reply.get('evalue')}")
+        except (KernelStartFailed, KernelExited, TimeoutError) as e:
+            log.warn(
+                "env pool: kernel {kernel_id} ({name}) could not take the request's variables "
+                "({error}); starting a kernel for it instead",
+                kernel_id=kernel.id,
+                name=name,
+                error=str(e) or type(e).__name__,
+            )
+            await self._stop_process(kernel, now=True)
+            return None
+        finally:
+            self._starting -= 1
+        kernel.manager.update_env(env=to_set)  # a restart starts the new process with them
+        kernel.env = target
+        return kernel
+
     async def start(self, name: str | None, client_env: Mapping[str, str] | None) -> Kernel:
         """A ready kernel for a client: from the pool when one fits, else a new one."""
         requested = time.monotonic()
@@ -322,13 +381,18 @@ class KernelRegistry:
             for key, value in client_env.items():
                 if not isinstance(value, str):
                     raise BadRequest(f"env value of {key!r} must be a string")
-        # A pooled kernel inherited the gateway's environment: it suits requests without env.
-        kernel = self.pool.take(name) if client_env is None else None
+        # A kernel of the pool inherited the gateway's environment: it suits requests without
+        # env; one of the env pool gets the request's variables set as it is handed out.
+        if client_env is None:
+            kernel, pool = self.pool.take(name), "pool"
+        else:
+            kernel, pool = await self._from_env_pool(name, client_env), "env pool"
         if kernel is not None:
             log.info(
-                "kernel {kernel_id} ({name}) handed out from the pool",
+                "kernel {kernel_id} ({name}) handed out from the {pool}",
                 kernel_id=kernel.id,
                 name=name,
+                pool=pool,
             )
             self.metrics.observe_start("pool", requested)
         else:
@@ -341,7 +405,7 @@ class KernelRegistry:
             log.info("kernel {kernel_id} ({name}) started", kernel_id=kernel.id, name=name)
             self.metrics.observe_start("cold", requested)
         self._kernels[kernel.id] = kernel
-        self.pool.refill()
+        self.refill()
         return kernel
 
     async def interrupt(self, kernel_id: str) -> None:
@@ -460,7 +524,7 @@ class KernelRegistry:
             name=kernel.name,
             reason=reason,
         )
-        self.pool.refill()
+        self.refill()
 
     async def _stop_process(self, kernel: Kernel, now: bool) -> None:
         kernel.busy_with = "shutting down"
@@ -481,19 +545,19 @@ class KernelRegistry:
     async def retire(self, kernel: Kernel) -> None:
         """Stop a kernel that is no longer pooled, and let the pool replace it."""
         await self._stop_process(kernel, now=True)
-        self.pool.refill()
+        self.refill()
 
     async def startup_check(self) -> None:
         """Fill the pool; without one, start a kernel to try the seed.
 
         Raise ConfigError naming the setting whose kernel could not start.
         """
-        self.pool.refill()
-        failures = await self.pool.first_fill()
+        self.refill()
+        failures = [*await self.pool.first_fill(), *await self.env_pool.first_fill()]
         if failures:
             name, error = failures[0]
             raise ConfigError(f"{self._startup_source(name, error)}: {error}")
-        if self.seed.cells and not self.pool.sizes:
+        if self.seed.cells and not self.pool.sizes and not self.env_pool.sizes:
             name = self.seed.kernel_name or self.default_kernel_name
             try:
                 kernel = await self.launch(name, self.kernel_env(None))
@@ -507,6 +571,8 @@ class KernelRegistry:
             return f"{self._config.source('seed-uri')} {self._config.seed_uri!r}"
         if name in dict(self._config.pool):
             return f"{self._config.source('pool')} {name}"
+        if name in dict(self._config.env_pool):
+            return f"{self._config.source('env-pool')} {name}"
         if self._config.prespawn_count:
             return f"{self._config.source('prespawn-count')} ({name})"
         return f"kernelspec {name!r}"
@@ -517,7 +583,7 @@ class KernelRegistry:
 
     async def shutdown_all(self) -> None:
         """Shut every kernel down at once, pooled ones too (politely, then by force)."""
-        pooled = await self.pool.stop()
+        pooled = [*await self.pool.stop(), *await self.env_pool.stop()]
         await defer.gatherResults(
             [Deferred.fromCoroutine(self.shutdown(kernel_id)) for kernel_id in list(self._kernels)]
             + [Deferred.fromCoroutine(self._stop_process(kernel, now=False)) for kernel in pooled]

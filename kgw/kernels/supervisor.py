@@ -63,14 +63,16 @@ class KernelSupervisor:
                 continue
             kernel.busy_with = "restarting"
             Deferred.fromCoroutine(self._revive(kernel))
-        for kernel in registry.pool.ready():
-            if not await registry.is_alive(kernel) and registry.pool.discard(kernel):
-                log.warn(
-                    "pool: kernel {kernel_id} ({name}) died; replacing it",
-                    kernel_id=kernel.id,
-                    name=kernel.name,
-                )
-                await registry.retire(kernel)
+        for pool in registry.pools:
+            for kernel in pool.ready():
+                if not await registry.is_alive(kernel) and pool.discard(kernel):
+                    log.warn(
+                        "{pool}: kernel {kernel_id} ({name}) died; replacing it",
+                        pool=pool.label,
+                        kernel_id=kernel.id,
+                        name=kernel.name,
+                    )
+                    await registry.retire(kernel)
 
     def _still_watched(self, kernel: Kernel) -> bool:
         try:

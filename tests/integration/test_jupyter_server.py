@@ -48,7 +48,9 @@ class JupyterServer(LoggedProcess):
 
     name = "jupyter server"
 
-    def __init__(self, gateway: Gateway, home: Path) -> None:
+    def __init__(
+        self, gateway: Gateway, home: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.token = secrets.token_hex(16)
         dirs = {name: home / name for name in ("home", "root", "runtime", "config", "data")}
         for path in dirs.values():
@@ -63,6 +65,7 @@ class JupyterServer(LoggedProcess):
             # In the environment, as an operator would pass it: not in the process list.
             JUPYTER_GATEWAY_AUTH_TOKEN=gateway.token or "",
         )
+        env.update(extra_env or {})
         command = [
             sys.executable,
             "-m",
@@ -115,9 +118,8 @@ class JupyterServer(LoggedProcess):
         self.terminate(timeout=timeout)
 
 
-@pytest.fixture
-def gateway(tmp_path: Path) -> Iterator[Gateway]:
-    """kgw with a token, kernel listing on, and a kernelspec only it has."""
+def write_spec(tmp_path: Path) -> Path:
+    """A Jupyter data directory with a kernelspec (and logo) only kgw has."""
     share = tmp_path / "kgw-share"
     spec_dir = share / "kernels" / SPEC_NAME
     spec_dir.mkdir(parents=True)
@@ -128,6 +130,13 @@ def gateway(tmp_path: Path) -> Iterator[Gateway]:
     }
     (spec_dir / "kernel.json").write_text(json.dumps(spec))
     (spec_dir / "logo-64x64.png").write_bytes(LOGO)
+    return share
+
+
+@pytest.fixture
+def gateway(tmp_path: Path) -> Iterator[Gateway]:
+    """kgw with a token, kernel listing on, and a kernelspec only it has."""
+    share = write_spec(tmp_path)
     token = secrets.token_hex(16)
     with Gateway("--list-kernels", token=token, env={"JUPYTER_PATH": str(share)}) as gw:
         yield gw
@@ -187,3 +196,60 @@ def test_notebook_server_runs_its_kernels_on_kgw(
     _gone, alive = psutil.wait_procs(kernel_processes, timeout=KERNEL_TIMEOUT)
     assert alive == [], gateway.log
     assert notebook_server.request("GET", "api/kernels").json() == []
+
+
+ENV_PROBE = (
+    "import os, json; print(json.dumps({k: os.environ.get(k) for k in "
+    "('KERNEL_USERNAME', 'KERNEL_WORKING_DIR', 'KGW_TEST_SHARED', 'KGW_TEST_PRIVATE')}))"
+)
+
+
+def test_a_notebook_server_gets_a_warm_kernel_from_the_env_pool(tmp_path: Path) -> None:
+    """jupyter_server's GatewayClient always sends env; --env-pool serves it a ready kernel
+    that has the variables a kernel started for that request would have."""
+    share = write_spec(tmp_path)
+    env = {
+        "JUPYTER_PATH": str(share),
+        "KGW_TEST_SHARED": "shared",  # passed on: KG_ENV_PROCESS_WHITELIST
+        "KGW_TEST_PRIVATE": "private",  # not passed to kernels started with an env
+        "KG_ENV_PROCESS_WHITELIST": "KGW_TEST_SHARED",
+    }
+    args = ("--list-kernels", "--env-pool", f"{SPEC_NAME}=1")
+    with Gateway(*args, token=secrets.token_hex(16), env=env) as gateway:
+        gateway.wait_for_line(re.compile(r"env pool: 1 kernels ready"), START_TIMEOUT)
+        home = tmp_path / "jupyter-server"
+        home.mkdir()
+        server = JupyterServer(gateway, home, extra_env={"KERNEL_USERNAME": "erin"})
+        try:
+            body = {"name": SPEC_NAME, "path": "notebook.ipynb"}
+            started = server.request("POST", "api/kernels", json=body)
+            assert started.status_code == 201, started.text + server.log
+            kernel_id = started.json()["id"]
+            gateway.remember_kernels()
+            gateway.wait_for_line(
+                re.compile(rf"kernel {kernel_id} \({SPEC_NAME}\) handed out from the env pool"),
+                MESSAGE_TIMEOUT,
+            )
+            expected = {
+                "KERNEL_USERNAME": "erin",
+                "KGW_TEST_SHARED": "shared",
+                "KGW_TEST_PRIVATE": None,
+            }
+            with server.connect(kernel_id) as ks:
+                _, iopub = ks.execute(ENV_PROBE)
+                seen = json.loads(stream_text(iopub))
+                assert {k: seen[k] for k in expected} == expected
+                # jupyter_server sends the notebook's directory (its root directory here).
+                assert seen["KERNEL_WORKING_DIR"] == str(home / "root")
+            # A restart starts the new process with the request's variables too.
+            restarted = server.request("POST", f"api/kernels/{kernel_id}/restart")
+            assert restarted.status_code == 200, restarted.text + server.log
+            with server.connect(kernel_id) as ks:
+                _, iopub = ks.execute(ENV_PROBE)
+                seen = json.loads(stream_text(iopub))
+                assert {k: seen[k] for k in expected} == expected
+            deleted = server.request("DELETE", f"api/kernels/{kernel_id}")
+            assert deleted.status_code == 204, server.log
+        finally:
+            server.stop()
+    assert gateway.leftover_kernels() == []

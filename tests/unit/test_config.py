@@ -111,6 +111,7 @@ SETTING_CASES: dict[str, tuple[str, Getter, Any]] = {
     "ws-ping-interval": ("5", lambda c: c.ws_ping_interval, 5),
     "ws-ping-timeout": ("7", lambda c: c.ws_ping_timeout, 7),
     "pool": ("python3=4, ir=1", lambda c: c.pool, (("python3", 4), ("ir", 1))),
+    "env-pool": ("python3=2", lambda c: c.env_pool, (("python3", 2),)),
     "seed-uri": ("/srv/seed.ipynb", lambda c: c.seed_uri, "/srv/seed.ipynb"),
     "restart-limit": ("2", lambda c: c.restart_limit, 2),
     "restart-window": ("30", lambda c: c.restart_window, 30),

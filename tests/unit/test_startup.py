@@ -29,6 +29,7 @@ class FakeRegistry:
 
     def __init__(self) -> None:
         self.pool = FakePool()
+        self.pools = (self.pool,)
         self.checked: Deferred[None] = Deferred()
 
     async def startup_check(self) -> None:
