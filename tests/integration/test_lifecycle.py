@@ -206,3 +206,19 @@ def test_taken_port_moves_up_with_port_retries(busy_port: int) -> None:
         assert busy_port < port <= busy_port + 3
     finally:
         gw.terminate()
+
+
+def test_env_pool_of_a_non_python_kernelspec_stops_startup_in_one_line(tmp_path: Path) -> None:
+    spec = tmp_path / "kernels" / "rlang"
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(
+        json.dumps({"argv": ["R", "{connection_file}"], "display_name": "R", "language": "R"})
+    )
+    result = run_twistd(
+        "--port", "0", env={"JUPYTER_PATH": str(tmp_path), "KGW_ENV_POOL": "rlang=1"}
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "kernelgateway: KGW_ENV_POOL: 'rlang' is a R kernelspec; kgw can set a request's "
+        "variables only in Python kernels\n"
+    )
