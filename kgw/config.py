@@ -381,16 +381,40 @@ SETTINGS: tuple[Setting, ...] = (
 SETTING = {setting.name: setting for setting in SETTINGS}
 
 
+def _default(name: str) -> Any:
+    """The parsed default of a setting: the one place a default is written is SETTINGS."""
+    setting = SETTING[name]
+    return setting.parse(setting.default)
+
+
+def normalize_base_url(base_url: str) -> str:
+    """'/', '/kg', 'kg/' -> '/', '/kg/', '/kg/'."""
+    stripped = base_url.strip("/")
+    return f"/{stripped}/" if stripped else "/"
+
+
+def _tcp_endpoint(ip: str, port: int, source: str = "--ip") -> str:
+    if not ip:
+        return f"tcp:{port}"
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        raise ConfigError(f"{source}: not an IP address: {ip!r}") from None
+    interface = str(address).replace(":", "\\:")
+    kind = "tcp6" if address.version == 6 else "tcp"
+    return f"{kind}:{port}:interface={interface}"
+
+
 @attrs.frozen
 class CorsPolicy:
     """The CORS response headers; an empty value sends no header."""
 
-    allow_origin: str = ""
-    allow_credentials: str = ""
-    allow_headers: str = ""
-    allow_methods: str = ""
-    expose_headers: str = ""
-    max_age: str = ""
+    allow_origin: str = _default("allow-origin")
+    allow_credentials: str = _default("allow-credentials")
+    allow_headers: str = _default("allow-headers")
+    allow_methods: str = _default("allow-methods")
+    expose_headers: str = _default("expose-headers")
+    max_age: str = _default("max-age")
 
     def headers(self) -> dict[str, str]:
         named = {
@@ -408,48 +432,42 @@ class CorsPolicy:
 class GatewayConfig:
     """The validated settings of one gateway, passed down explicitly."""
 
-    listen: tuple[str, ...] = ("tcp:8888:interface=127.0.0.1",)
+    listen: tuple[str, ...] = (_tcp_endpoint(_default("ip"), _default("port")),)
     tls: TLSPolicy = attrs.Factory(TLSPolicy)
-    port_retries: int = 50  # only for the endpoint made from --ip/--port
-    trust_xheaders: bool = False
+    port_retries: int = _default("port-retries")  # only for the endpoint made from --ip/--port
+    trust_xheaders: bool = _default("trust-xheaders")
     notify_socket: str = ""  # systemd's $NOTIFY_SOCKET, for Type=notify
-    log_format: str = "text"
-    base_url: str = "/"
-    auth_token: str = ""
-    allow_unauthenticated: bool = False
-    metrics_unauthenticated: bool = False
+    log_format: str = _default("log-format")
+    base_url: str = normalize_base_url(_default("base-url"))
+    auth_token: str = _default("auth-token")
+    allow_unauthenticated: bool = _default("allow-unauthenticated")
+    metrics_unauthenticated: bool = _default("metrics-unauthenticated")
     cors: CorsPolicy = CorsPolicy()
-    max_kernels: int = 0
-    default_kernel_name: str = ""
-    force_kernel_name: str = ""
-    list_kernels: bool = False
-    env_process_whitelist: tuple[str, ...] = ()
-    env_whitelist: tuple[str, ...] = ()
-    max_ws_buffer: int = 64 * MiB
-    ws_ping_interval: int = 30
-    ws_ping_timeout: int = 30
-    prespawn_count: int = 0
-    pool: tuple[tuple[str, int], ...] = ()
-    env_pool: tuple[tuple[str, int], ...] = ()
-    seed_uri: str = ""
-    restart_limit: int = 5
-    restart_window: int = 60
-    cull_idle_timeout: int = 0
-    cull_interval: int = 300
-    cull_connected: bool = False
-    cull_busy: bool = False
+    max_kernels: int = _default("max-kernels")
+    default_kernel_name: str = _default("default-kernel-name")
+    force_kernel_name: str = _default("force-kernel-name")
+    list_kernels: bool = _default("list-kernels")
+    env_process_whitelist: tuple[str, ...] = _default("env-process-whitelist")
+    env_whitelist: tuple[str, ...] = _default("env-whitelist")
+    max_ws_buffer: int = _default("max-ws-buffer")
+    ws_ping_interval: int = _default("ws-ping-interval")
+    ws_ping_timeout: int = _default("ws-ping-timeout")
+    prespawn_count: int = _default("prespawn-count")
+    pool: tuple[tuple[str, int], ...] = _default("pool")
+    env_pool: tuple[tuple[str, int], ...] = _default("env-pool")
+    seed_uri: str = _default("seed-uri")
+    restart_limit: int = _default("restart-limit")
+    restart_window: int = _default("restart-window")
+    cull_idle_timeout: int = _default("cull-idle-timeout")
+    cull_interval: int = _default("cull-interval")
+    cull_connected: bool = _default("cull-connected")
+    cull_busy: bool = _default("cull-busy")
     # Where each setting came from ("--pool" or "KGW_POOL"), for errors found after load().
     sources: Mapping[str, str] = attrs.field(factory=dict, eq=False, repr=False)
 
     def source(self, name: str) -> str:
         """How the user gave setting ``name``: its flag, or the variable it came from."""
         return self.sources.get(name, f"--{name}")
-
-
-def normalize_base_url(base_url: str) -> str:
-    """'/', '/kg', 'kg/' -> '/', '/kg/', '/kg/'."""
-    stripped = base_url.strip("/")
-    return f"/{stripped}/" if stripped else "/"
 
 
 # jupyter_kernel_gateway's notebook-http mode, which kgw does not have (yet): refuse its
@@ -513,59 +531,31 @@ def load(
         raise ConfigError(
             f"{sources['client-ca']} needs TLS: set --certfile (KG_CERTFILE) or --listen ssl:..."
         )
-    config = GatewayConfig(
+    # Every setting whose name is a GatewayConfig field goes there as parsed; the rest
+    # (ip and port, the TLS files, the CORS headers) are combined below.
+    fields = attrs.fields_dict(GatewayConfig)
+    direct = {
+        field: values[setting.name]
+        for setting in SETTINGS
+        if (field := setting.name.replace("-", "_")) in fields
+    }
+    cors_fields = attrs.fields_dict(CorsPolicy)
+    cors = {
+        field: values[setting.name]
+        for setting in SETTINGS
+        if (field := setting.name.replace("-", "_")) in cors_fields
+    }
+    direct.update(
         listen=listen,
         tls=tls,
         port_retries=port_retries,
-        trust_xheaders=values["trust-xheaders"],
         notify_socket=environ.get("NOTIFY_SOCKET", ""),
-        log_format=values["log-format"],
         base_url=normalize_base_url(values["base-url"]),
-        auth_token=values["auth-token"],
-        allow_unauthenticated=values["allow-unauthenticated"],
-        metrics_unauthenticated=values["metrics-unauthenticated"],
-        cors=CorsPolicy(
-            allow_origin=values["allow-origin"],
-            allow_credentials=values["allow-credentials"],
-            allow_headers=values["allow-headers"],
-            allow_methods=values["allow-methods"],
-            expose_headers=values["expose-headers"],
-            max_age=values["max-age"],
-        ),
-        max_kernels=values["max-kernels"],
-        default_kernel_name=values["default-kernel-name"],
-        force_kernel_name=values["force-kernel-name"],
-        list_kernels=values["list-kernels"],
-        env_process_whitelist=values["env-process-whitelist"],
-        env_whitelist=values["env-whitelist"],
-        max_ws_buffer=values["max-ws-buffer"],
-        ws_ping_interval=values["ws-ping-interval"],
-        ws_ping_timeout=values["ws-ping-timeout"],
-        prespawn_count=values["prespawn-count"],
-        pool=values["pool"],
-        env_pool=values["env-pool"],
-        seed_uri=values["seed-uri"],
-        restart_limit=values["restart-limit"],
-        restart_window=values["restart-window"],
-        cull_idle_timeout=values["cull-idle-timeout"],
-        cull_interval=values["cull-interval"],
-        cull_connected=values["cull-connected"],
-        cull_busy=values["cull-busy"],
+        cors=CorsPolicy(**cors),
         sources=sources,
     )
+    config = GatewayConfig(**direct)
     return config
-
-
-def _tcp_endpoint(ip: str, port: int, source: str = "--ip") -> str:
-    if not ip:
-        return f"tcp:{port}"
-    try:
-        address = ipaddress.ip_address(ip)
-    except ValueError:
-        raise ConfigError(f"{source}: not an IP address: {ip!r}") from None
-    interface = str(address).replace(":", "\\:")
-    kind = "tcp6" if address.version == 6 else "tcp"
-    return f"{kind}:{port}:interface={interface}"
 
 
 def is_loopback(interface: str) -> bool:

@@ -648,3 +648,14 @@ def test_configuration_reference_lists_every_option() -> None:
         assert f"`--{setting.name}" in reference, setting.name
         if setting.env:
             assert f"`{setting.env}`" in reference, setting.env
+
+
+def test_every_config_field_is_a_setting_or_made_of_settings() -> None:
+    """Config once: a default is written only in SETTINGS, and load() maps by name."""
+    import attrs
+
+    composite = {"listen", "tls", "notify_socket", "cors", "sources"}
+    for field in set(attrs.fields_dict(GatewayConfig)) - composite:
+        assert field.replace("_", "-") in config.SETTING, field
+    for field in attrs.fields_dict(CorsPolicy):
+        assert field.replace("_", "-") in config.SETTING, field
