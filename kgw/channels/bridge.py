@@ -349,18 +349,22 @@ class ChannelBridge:
             self._held = []
 
     def release(self) -> None:
-        """Send the requests kept since hold(); drop them if the kernel is not running."""
+        """Send the requests kept since hold(); when the kernel is not running (it ended
+        dead, or shut down), answer each with a ``gateway_error`` saying so."""
         held, self._held = self._held or [], None
         for connection, parts in held:
             try:
                 self.send(connection, parts)
             except wire.FrameError as e:
                 log.info(
-                    "kernel {kernel_id}: dropped a {msg_type} held during a restart: {error}",
+                    "kernel {kernel_id}: a {msg_type} held during a restart was not sent: {error}",
                     kernel_id=self.kernel_id,
                     msg_type=parts.msg_type,
                     error=str(e),
                 )
+                deliver = getattr(connection, "deliver", None)
+                if deliver is not None:
+                    deliver(wire.gateway_error(str(e), parts.parsed_header(), parts.channel))
 
     def send(self, connection: Hashable, parts: wire.Parts) -> None:
         """Send a client's message to the kernel on the channel it names."""

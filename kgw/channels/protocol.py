@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from autobahn.twisted.resource import WebSocketResource
@@ -272,22 +270,7 @@ def _error_parts(error: str, payload: bytes, v1: bool) -> wire.Parts:
             channel = message.get("channel") or "shell"
     except Exception:
         pass
-    if not isinstance(parent, dict):
-        parent = {}
-    if channel not in wire.CLIENT_CHANNELS:
-        channel = "shell"
-    header = {
-        "msg_id": uuid.uuid4().hex,
-        "msg_type": "gateway_error",
-        "session": "kgw",
-        "username": "kgw",
-        "date": datetime.now(UTC).isoformat(),
-        "version": "5.3",
-    }
-    content = {"status": "error", "ename": "FrameError", "evalue": error, "traceback": []}
-    return wire.message_to_parts(
-        {"header": header, "parent_header": parent, "content": content, "channel": channel}
-    )
+    return wire.gateway_error(error, parent if isinstance(parent, dict) else {}, channel)
 
 
 class _KernelBoundFactory:

@@ -22,7 +22,9 @@ import hmac
 import itertools
 import json
 import struct
+import uuid
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 DELIMITER = b"<IDS|MSG>"
@@ -198,6 +200,29 @@ def check_client_message(parts: Parts, objects: bool = True) -> None:
     if objects:
         for key, data in zip(_JSON_KEYS[1:], parts.json_parts[1:], strict=True):
             _load_object(data, key)
+
+
+def gateway_error(error: str, parent: dict[str, Any], channel: str) -> Parts:
+    """A ``gateway_error`` message telling a client that kgw could not use its message."""
+    header = {
+        "msg_id": uuid.uuid4().hex,
+        "msg_type": "gateway_error",
+        "session": "kgw",
+        "username": "kgw",
+        "date": datetime.now(UTC).isoformat(),
+        "version": "5.3",
+    }
+    content = {"status": "error", "ename": "FrameError", "evalue": error, "traceback": []}
+    return message_to_parts(
+        {
+            "header": header,
+            "parent_header": parent,
+            "content": content,
+            "channel": channel
+            if isinstance(channel, str) and channel in CLIENT_CHANNELS
+            else "shell",
+        }
+    )
 
 
 # --- legacy JSON frames -----------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
@@ -31,6 +31,7 @@ from kgw.errors import (
     NoSuchKernelSpec,
 )
 from kgw.kernels import handout
+from kgw.kernels.lifecycle import Event, Lifecycle, State
 from kgw.kernels.output import KernelOutput
 from kgw.kernels.pool import KernelPool
 from kgw.kernels.seed import NO_SEED, SeedFailed, load_seed, run_seed
@@ -47,7 +48,7 @@ LAST_ACTIVITY_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 @attrs.define(eq=False)
 class Kernel:
-    """One running kernel: its jupyter_client manager and its channel bridge."""
+    """One kernel: its jupyter_client manager, its channel bridge and its lifecycle."""
 
     id: str
     name: str
@@ -55,24 +56,12 @@ class Kernel:
     bridge: ChannelBridge
     env: dict[str, str] = attrs.Factory(dict)  # the environment it was launched with
     restarts: list[float] = attrs.Factory(list)  # reactor times of automatic restarts
-    dead: bool = False
-    busy_with: str = ""  # "restarting" or "shutting down" while the registry works on it
-    _waiting: list[Deferred[None]] = attrs.Factory(list)  # for busy_with to clear
+    lifecycle: Lifecycle = attrs.Factory(lambda self: Lifecycle(self.id), takes_self=True)
+    stop_reason: str = "requested"  # why it is being shut down, for the log
 
-    def settled(self) -> Deferred[None]:
-        """Fires once the registry's work on this kernel (a restart, a death) is over."""
-        done: Deferred[None] = Deferred()
-        if self.busy_with:
-            self._waiting.append(done)
-        else:
-            done.callback(None)
-        return done
-
-    def settle(self) -> None:
-        self.busy_with = ""
-        waiting, self._waiting = self._waiting, []
-        for done in waiting:
-            done.callback(None)
+    @property
+    def dead(self) -> bool:
+        return self.lifecycle.state is State.DEAD
 
     def model(self) -> dict[str, Any]:
         """The kernel model of jupyter_server's REST API."""
@@ -111,7 +100,15 @@ class KernelRegistry:
         environ: Mapping[str, str],
         kernel_spec_manager: KernelSpecManager | None = None,
         metrics: GatewayMetrics | None = None,
+        manager_factory: Callable[..., Any] = AsyncKernelManager,
+        bridge_factory: Callable[..., Any] = ChannelBridge,
+        output_factory: Callable[[str, str, Any], Any] = KernelOutput,
     ) -> None:
+        # The factories are jupyter_client's manager, the ZeroMQ bridge and the output pipes;
+        # unit tests pass in-memory doubles.
+        self._manager_factory = manager_factory
+        self._bridge_factory = bridge_factory
+        self._output_factory = output_factory
         self._config = config
         self.metrics = metrics or GatewayMetrics()
         self.metrics.watch(self)
@@ -120,6 +117,7 @@ class KernelRegistry:
         self._environ = dict(environ)
         self.kernel_spec_manager = kernel_spec_manager or KernelSpecManager()
         self._kernels: dict[str, Kernel] = {}
+        self._leaving: dict[str, Kernel] = {}  # asked to shut down, not yet gone
         self._outputs: dict[str, KernelOutput] = {}  # each kernel's stdout/stderr pipes
         self._starting = 0
         self.seed = (
@@ -247,7 +245,7 @@ class KernelRegistry:
         kernel_id = str(uuid.uuid4())
         for attempt in range(1, START_ATTEMPTS + 1):
             manager = await self._start_process(kernel_id, name, env)
-            bridge = ChannelBridge(
+            bridge = self._bridge_factory(
                 kernel_id,
                 manager.get_connection_info(),
                 self._zmq,
@@ -290,10 +288,12 @@ class KernelRegistry:
     async def _start_process(
         self, kernel_id: str, name: str, env: dict[str, str]
     ) -> AsyncKernelManager:
-        manager = AsyncKernelManager(kernel_name=name, kernel_spec_manager=self.kernel_spec_manager)
+        manager: AsyncKernelManager = self._manager_factory(
+            kernel_name=name, kernel_spec_manager=self.kernel_spec_manager
+        )
         output = self._outputs.get(kernel_id)
         if output is None:
-            output = self._outputs[kernel_id] = KernelOutput(kernel_id, name, self._clock)
+            output = self._outputs[kernel_id] = self._output_factory(kernel_id, name, self._clock)
         try:
             await as_deferred(
                 manager.start_kernel(env=env, kernel_id=kernel_id, **output.launch_kwargs)
@@ -325,10 +325,30 @@ class KernelRegistry:
             await run_seed(kernel.bridge, self.seed.cells, alive)
 
     async def _launch_for_pool(self, name: str) -> Kernel:
-        return await self.launch(name, self.kernel_env(None))
+        kernel = await self.launch(name, self.kernel_env(None))
+        kernel.lifecycle.fire(Event.POOL)
+        return kernel
 
     async def _launch_for_env_pool(self, name: str) -> Kernel:
-        return await self.launch(name, self.kernel_env({}))
+        kernel = await self.launch(name, self.kernel_env({}))
+        kernel.lifecycle.fire(Event.POOL)
+        return kernel
+
+    async def _take_alive(self, pool: KernelPool, name: str) -> Kernel | None:
+        """A pooled kernel whose process still runs (one that died since supervision last
+        looked is replaced, never handed out), or None."""
+        while (kernel := pool.take(name)) is not None:
+            if await self.is_alive(kernel):
+                return kernel
+            log.warn(
+                "{pool}: kernel {kernel_id} ({name}) had died; replacing it",
+                pool=pool.label,
+                kernel_id=kernel.id,
+                name=name,
+            )
+            kernel.lifecycle.fire(Event.DIED)
+            await self.retire(kernel)
+        return None
 
     def refill(self) -> None:
         for pool in self.pools:
@@ -336,7 +356,7 @@ class KernelRegistry:
 
     async def _from_env_pool(self, name: str, client_env: Mapping[str, str]) -> Kernel | None:
         """A kernel of the env pool with the request's variables set in it, or None."""
-        kernel = self.env_pool.take(name)
+        kernel = await self._take_alive(self.env_pool, name)
         if kernel is None:
             return None
         target = self.kernel_env(client_env)
@@ -384,7 +404,7 @@ class KernelRegistry:
         # A kernel of the pool inherited the gateway's environment: it suits requests without
         # env; one of the env pool gets the request's variables set as it is handed out.
         if client_env is None:
-            kernel, pool = self.pool.take(name), "pool"
+            kernel, pool = await self._take_alive(self.pool, name), "pool"
         else:
             kernel, pool = await self._from_env_pool(name, client_env), "env pool"
         if kernel is not None:
@@ -404,22 +424,33 @@ class KernelRegistry:
                 self._starting -= 1
             log.info("kernel {kernel_id} ({name}) started", kernel_id=kernel.id, name=name)
             self.metrics.observe_start("cold", requested)
+        kernel.lifecycle.fire(Event.SERVE)
         self._kernels[kernel.id] = kernel
         self.refill()
         return kernel
 
     async def interrupt(self, kernel_id: str) -> None:
         kernel = self.get(kernel_id)
-        await as_deferred(kernel.manager.interrupt_kernel())
+        kernel.lifecycle.check_interrupt()  # 409 while restarting, dead or shutting down
+        try:
+            await as_deferred(kernel.manager.interrupt_kernel())
+        except RuntimeError as e:  # the process ended a moment ago: supervision will see it
+            raise Conflict(f"Kernel {kernel_id} is not running: {e}") from None
         log.info("kernel {kernel_id} ({name}) interrupted", kernel_id=kernel_id, name=kernel.name)
 
     async def restart(self, kernel_id: str) -> Kernel:
-        """Restart on a client's request (the seed runs again)."""
+        """Restart on a client's request (the seed runs again); a dead kernel starts afresh.
+
+        A new process that exits while starting counts as a death, as it would after an
+        automatic restart: it is tried again within the restart budget, then declared dead.
+        """
         kernel = self.get(kernel_id)
-        if kernel.busy_with:
-            raise Conflict(f"Kernel {kernel_id} is {kernel.busy_with}")
+        fresh = kernel.lifecycle.state is State.DEAD
+        kernel.lifecycle.fire(Event.ASK_RESTART)  # 409 unless ready or dead
         self.metrics.restarts.labels("requested").inc()
-        await self._restart(kernel, now=False)
+        state = await self._restart(kernel, now=False, fresh=fresh)
+        if state is not State.READY:
+            raise KernelStartFailed(f"Kernel {kernel_id} failed to restart: it is {state.value}")
         log.info(
             "kernel {kernel_id} ({name}) restarted (requested)",
             kernel_id=kernel_id,
@@ -427,70 +458,102 @@ class KernelRegistry:
         )
         return kernel
 
-    async def _restart(self, kernel: Kernel, now: bool) -> None:
-        kernel.busy_with = "restarting"
+    def _spend_restart(self, kernel: Kernel) -> bool:
+        """Count one automatic restart; False when the budget in the window is spent."""
+        window = self._config.restart_window
+        now = self._clock.seconds()
+        kernel.restarts = [t for t in kernel.restarts if now - t < window]
+        if len(kernel.restarts) >= self._config.restart_limit:
+            return False
+        kernel.restarts.append(now)
+        return True
+
+    def _budget_reason(self, kernel: Kernel) -> str:
+        return f"{len(kernel.restarts)} restarts in {self._config.restart_window}s"
+
+    async def _restart(self, kernel: Kernel, now: bool, fresh: bool = False) -> State:
+        """Start new processes for a RESTARTING kernel until one is ready, the budget is
+        spent or a shutdown was asked for meanwhile; return the state it ends in.
+
+        Clients' shell requests are held from the start and sent to the new process after its
+        readiness check and seed, or answered with an error when it ends dead or stopped.
+        """
         kernel.bridge.execution_state = "restarting"
         kernel.bridge.hold()  # clients' code runs after the seed, in the new process
-        exited = False
-        try:
-            if kernel.dead:
-                # A dead kernel's manager has let go of everything: start afresh, same id.
-                kernel.manager = await self._start_process(kernel.id, kernel.name, kernel.env)
+        reason = ""
+        while True:
+            try:
+                if fresh:
+                    # A dead kernel's manager has let go of everything: start afresh, same id.
+                    kernel.manager = await self._start_process(kernel.id, kernel.name, kernel.env)
+                    fresh = False
+                else:
+                    await as_deferred(kernel.manager.restart_kernel(now=now))
+                kernel.bridge.connect(kernel.manager.get_connection_info())
+                kernel.bridge.broadcast_status("starting")
+                await self._make_ready(kernel)
+            except _ExitedWhileStarting:
+                # One more death: again within the budget, else dead.
+                spent = not self._spend_restart(kernel)
+                state = kernel.lifecycle.fire(Event.BUDGET_SPENT if spent else Event.DIED)
+                if state is State.RESTARTING:
+                    log.warn(
+                        "kernel {kernel_id} ({name}) exited while restarting; starting it again "
+                        "(restart {count} in {window}s)",
+                        kernel_id=kernel.id,
+                        name=kernel.name,
+                        count=len(kernel.restarts),
+                        window=self._config.restart_window,
+                    )
+                    kernel.bridge.broadcast_status("restarting")
+                    self.metrics.restarts.labels("died").inc()
+                    now = True
+                    continue
+                reason = self._budget_reason(kernel)
+            except Exception as e:
+                if not isinstance(e, KernelStartFailed):
+                    log.failure("kernel {kernel_id} failed to restart", kernel_id=kernel.id)
+                state = kernel.lifecycle.fire(Event.RESTART_FAILED)
+                reason = f"failed to restart: {getattr(e, 'message', None) or e}"
             else:
-                await as_deferred(kernel.manager.restart_kernel(now=now))
-            kernel.dead = False
-            kernel.bridge.connect(kernel.manager.get_connection_info())
-            kernel.bridge.broadcast_status("starting")
-            await self._make_ready(kernel)
-        except _ExitedWhileStarting:
-            exited = True  # revive() tries again: keep holding
-            raise
-        except Exception as e:
-            if not isinstance(e, KernelStartFailed):
-                log.failure("kernel {kernel_id} failed to restart", kernel_id=kernel.id)
-            raise KernelStartFailed(f"Kernel {kernel.id} failed to restart: {e}") from None
-        finally:
-            if not exited:
-                kernel.bridge.release()
-            kernel.settle()
+                state = kernel.lifecycle.fire(Event.RESTARTED)
+            break
+        if state is State.READY:
+            kernel.bridge.release()
+        elif state is State.DEAD:
+            await self._declare_dead(kernel, reason)
+        else:  # a shutdown was asked for while it restarted
+            await self._finish_shutdown(kernel, now=True)
+        return state
 
     async def revive(self, kernel: Kernel) -> None:
-        """A kernel died on its own: restart it in place, or declare it dead if it keeps dying.
-
-        A kernel that dies again while it restarts counts as one more death.
-        """
-        window = self._config.restart_window
-        while True:
-            now = self._clock.seconds()
-            kernel.restarts = [t for t in kernel.restarts if now - t < window]
-            if len(kernel.restarts) >= self._config.restart_limit:
-                await self._declare_dead(kernel, f"{len(kernel.restarts)} restarts in {window}s")
-                return
-            kernel.restarts.append(now)
-            log.warn(
-                "kernel {kernel_id} ({name}) died; restarting it (restart {count} in {window}s)",
-                kernel_id=kernel.id,
-                name=kernel.name,
-                count=len(kernel.restarts),
-                window=window,
-            )
-            kernel.bridge.broadcast_status("restarting")
-            self.metrics.restarts.labels("died").inc()
-            try:
-                await self._restart(kernel, now=True)
-            except _ExitedWhileStarting:
-                continue
-            except KernelStartFailed as e:
-                await self._declare_dead(kernel, e.message)
-                return
+        """A kernel died on its own: restart it in place, or declare it dead if it keeps
+        dying. The state changes before the first await, so one death is seen once."""
+        if kernel.lifecycle.state is not State.READY:
+            return  # restarted, shut down or dead since supervision looked
+        spent = not self._spend_restart(kernel)
+        state = kernel.lifecycle.fire(Event.BUDGET_SPENT if spent else Event.DIED)
+        if state is State.DEAD:
+            await self._declare_dead(kernel, self._budget_reason(kernel))
+            return
+        log.warn(
+            "kernel {kernel_id} ({name}) died; restarting it (restart {count} in {window}s)",
+            kernel_id=kernel.id,
+            name=kernel.name,
+            count=len(kernel.restarts),
+            window=self._config.restart_window,
+        )
+        kernel.bridge.broadcast_status("restarting")
+        self.metrics.restarts.labels("died").inc()
+        if await self._restart(kernel, now=True) is State.READY:
             log.info(
                 "kernel {kernel_id} ({name}) restarted (it had died)",
                 kernel_id=kernel.id,
                 name=kernel.name,
             )
-            return
 
     async def _declare_dead(self, kernel: Kernel, reason: str) -> None:
+        """The kernel is DEAD: make sure nothing of it runs, and tell its clients."""
         self.metrics.deaths.inc()
         log.error(
             "kernel {kernel_id} ({name}) is dead: {reason}",
@@ -498,44 +561,54 @@ class KernelRegistry:
             name=kernel.name,
             reason=reason,
         )
-        kernel.busy_with = "shutting down"
         try:
             await as_deferred(kernel.manager.shutdown_kernel(now=True))
         except Exception:
             log.failure("kernel {kernel_id}: cleanup after death failed", kernel_id=kernel.id)
-        finally:
-            # Dead only once nothing of it runs: a restart request may then bring it back.
-            kernel.dead = True
-            kernel.bridge.broadcast_status("dead")
-            kernel.bridge.disconnect()
-            kernel.bridge.release()  # nothing runs: what was held is dropped
-            kernel.settle()
+        kernel.bridge.broadcast_status("dead")
+        kernel.bridge.disconnect()
+        kernel.bridge.release()  # nothing runs: what was held is answered with an error
 
     async def shutdown(self, kernel_id: str, now: bool = False, reason: str = "requested") -> None:
+        """Shut a client's kernel down. During a restart the shutdown waits for it to end,
+        whatever its outcome, and nothing restarts the kernel afterwards."""
         kernel = self._kernels.pop(kernel_id, None)
         if kernel is None:
             raise NoSuchKernel(kernel_id)
-        while kernel.busy_with:  # being restarted after it died: let that end first
-            await kernel.settled()
+        self._leaving[kernel_id] = kernel  # still stopped by shutdown_all() if it comes now
+        kernel.stop_reason = reason
+        state = kernel.lifecycle.fire(Event.ASK_SHUTDOWN)
+        if state is State.STOPPING:
+            await self._finish_shutdown(kernel, now)
+        else:  # SHUTDOWN_PENDING: the restart under way stops it when it ends
+            await kernel.lifecycle.reached(State.GONE)
+
+    async def _finish_shutdown(self, kernel: Kernel, now: bool) -> None:
+        """A STOPPING client kernel: stop its process, forget it, log why."""
         await self._stop_process(kernel, now)
+        self._leaving.pop(kernel.id, None)
         log.info(
             "kernel {kernel_id} ({name}) shut down ({reason})",
-            kernel_id=kernel_id,
+            kernel_id=kernel.id,
             name=kernel.name,
-            reason=reason,
+            reason=kernel.stop_reason,
         )
         self.refill()
 
     async def _stop_process(self, kernel: Kernel, now: bool) -> None:
-        kernel.busy_with = "shutting down"
+        """Stop a kernel's process (unless it is dead), close its clients; it is GONE."""
+        was_dead = kernel.lifecycle.state is State.DEAD
+        if kernel.lifecycle.state is not State.STOPPING:
+            kernel.lifecycle.fire(Event.ASK_SHUTDOWN)
         kernel.bridge.close(1001, "kernel shut down")
         try:
-            if not kernel.dead:
+            if not was_dead:
                 await as_deferred(kernel.manager.shutdown_kernel(now=now))
         except Exception:
             log.failure("kernel {kernel_id} did not shut down cleanly", kernel_id=kernel.id)
         finally:
             self._close_output(kernel.id)
+            kernel.lifecycle.fire(Event.STOPPED)
 
     def _close_output(self, kernel_id: str) -> None:
         output = self._outputs.pop(kernel_id, None)
@@ -584,7 +657,10 @@ class KernelRegistry:
     async def shutdown_all(self) -> None:
         """Shut every kernel down at once, pooled ones too (politely, then by force)."""
         pooled = [*await self.pool.stop(), *await self.env_pool.stop()]
-        await defer.gatherResults(
-            [Deferred.fromCoroutine(self.shutdown(kernel_id)) for kernel_id in list(self._kernels)]
-            + [Deferred.fromCoroutine(self._stop_process(kernel, now=False)) for kernel in pooled]
-        )
+        work: list[Deferred[Any]] = [
+            Deferred.fromCoroutine(self.shutdown(kernel_id)) for kernel_id in list(self._kernels)
+        ]
+        work += [Deferred.fromCoroutine(self._stop_process(kernel, now=False)) for kernel in pooled]
+        # Kernels asked to shut down meanwhile (a DELETE waiting for a restart to end).
+        work += [kernel.lifecycle.reached(State.GONE) for kernel in self._leaving.values()]
+        await defer.gatherResults(work)

@@ -13,7 +13,7 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from kgw.config import GatewayConfig
-from kgw.errors import NoSuchKernel
+from kgw.kernels.lifecycle import WATCHED, Event, State
 from kgw.kernels.registry import Kernel, KernelRegistry
 
 log = Logger()
@@ -57,11 +57,11 @@ class KernelSupervisor:
         """Restart client kernels that died; replace pooled kernels that died."""
         registry = self._registry
         for kernel in registry.list():
-            if kernel.dead or kernel.busy_with:
+            if kernel.lifecycle.state not in WATCHED:
                 continue
-            if await registry.is_alive(kernel) or not self._still_watched(kernel):
+            if await registry.is_alive(kernel):
                 continue
-            kernel.busy_with = "restarting"
+            # revive() changes the state at once (or does nothing if it changed meanwhile).
             Deferred.fromCoroutine(self._revive(kernel))
         for pool in registry.pools:
             for kernel in pool.ready():
@@ -72,16 +72,10 @@ class KernelSupervisor:
                         kernel_id=kernel.id,
                         name=kernel.name,
                     )
+                    kernel.lifecycle.fire(Event.DIED)
                     await registry.retire(kernel)
 
-    def _still_watched(self, kernel: Kernel) -> bool:
-        try:
-            return self._registry.get(kernel.id) is kernel and not kernel.busy_with
-        except NoSuchKernel:
-            return False
-
     async def _revive(self, kernel: Kernel) -> None:
-        kernel.busy_with = ""
         try:
             await self._registry.revive(kernel)
         except Exception:
@@ -92,7 +86,7 @@ class KernelSupervisor:
         timeout = self._config.cull_idle_timeout
         now = datetime.now(UTC)
         for kernel in self._registry.list():
-            if kernel.busy_with:
+            if kernel.lifecycle.state is not State.READY:
                 continue
             idle = (now - kernel.bridge.last_activity).total_seconds()
             if idle < timeout:

@@ -1,0 +1,270 @@
+"""The kernel lifecycle driven in memory: a registry with a fake kernel manager and bridge.
+
+Each test scripts what the kernel process does (a start that succeeds, a restart whose new
+process exits while starting, a process that is found dead) by firing the Deferreds the
+fakes hand out, in the order a race would. The six sequences of issue 13 that ended wrong
+are here; the one still open (requests sent to a kernel in the moment after it died) is not.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
+
+from kgw.channels.bridge import KernelExited
+from kgw.config import GatewayConfig
+from kgw.errors import Conflict, KernelStartFailed
+from kgw.kernels.lifecycle import State
+from kgw.kernels.registry import Kernel, KernelRegistry
+
+
+class Script:
+    """What every fake reports: the calls made, and outcomes the test queues up."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        # Outcomes of wait_ready, in order: None (ready), an exception, or a Deferred.
+        self.ready: list[Any] = []
+        self.restarts: list[Deferred[None]] = []  # restart_kernel calls waiting to finish
+
+
+class FakeManager:
+    def __init__(self, script: Script, **kwargs: Any) -> None:
+        self.script = script
+        self.alive = False
+        self.env: dict[str, str] = {}
+
+    def start_kernel(self, **kwargs: Any) -> Deferred[None]:
+        self.script.calls.append("start_kernel")
+        self.alive = True
+        return succeed(None)
+
+    def restart_kernel(self, now: bool = False) -> Deferred[None]:
+        self.script.calls.append("restart_kernel")
+        done: Deferred[None] = Deferred()
+        self.script.restarts.append(done)
+        done.addCallback(lambda _: setattr(self, "alive", True))
+        return done
+
+    def shutdown_kernel(self, now: bool = False) -> Deferred[None]:
+        self.script.calls.append("shutdown_kernel")
+        self.alive = False
+        return succeed(None)
+
+    def interrupt_kernel(self) -> Deferred[None]:
+        if not self.alive:
+            raise RuntimeError("Cannot interrupt kernel. No kernel is running!")
+        self.script.calls.append("interrupt_kernel")
+        return succeed(None)
+
+    def is_alive(self) -> Deferred[bool]:
+        return succeed(self.alive)
+
+    def get_connection_info(self) -> dict[str, Any]:
+        return {}
+
+    def update_env(self, *, env: dict[str, str]) -> None:
+        self.env.update(env)
+
+    @property
+    def provisioner(self) -> None:
+        return None
+
+
+class FakeBridge:
+    def __init__(self, script: Script, *args: Any) -> None:
+        self.script = script
+        self.execution_state = "starting"
+        self.last_activity = datetime.now(UTC)
+        self.connection_count = 0
+        self.statuses: list[str] = []
+        self.holding = False
+
+    async def wait_ready(self, timeout: float, alive: Any = None) -> None:
+        outcome = self.script.ready.pop(0) if self.script.ready else None
+        if isinstance(outcome, Deferred):
+            outcome = await outcome
+        if isinstance(outcome, BaseException):
+            raise outcome
+        self.execution_state = "idle"
+
+    def connect(self, info: Any) -> None:
+        self.script.calls.append("connect")
+
+    def broadcast_status(self, state: str) -> None:
+        self.statuses.append(state)
+
+    def hold(self) -> None:
+        self.holding = True
+
+    def release(self) -> None:
+        self.script.calls.append("release")
+        self.holding = False
+
+    def disconnect(self) -> None:
+        pass
+
+    def close(self, code: int = 1001, reason: str = "") -> None:
+        self.script.calls.append("close")
+
+
+class FakeOutput:
+    launch_kwargs: dict[str, int] = {}
+
+    def __init__(self, *args: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def make_registry(script: Script, **settings: Any) -> KernelRegistry:
+    return KernelRegistry(
+        GatewayConfig(**settings),
+        Clock(),
+        object(),  # type: ignore[arg-type]
+        {"PATH": "/usr/bin"},
+        manager_factory=lambda **kw: FakeManager(script, **kw),
+        bridge_factory=lambda *args: FakeBridge(script, *args),
+        output_factory=FakeOutput,
+    )
+
+
+def run(coroutine: Any) -> Deferred[Any]:
+    return Deferred.fromCoroutine(coroutine)
+
+
+def started(registry: KernelRegistry) -> Kernel:
+    result = run(registry.start("python3", None))
+    kernel: Kernel = result.result
+    assert kernel.lifecycle.state is State.READY
+    return kernel
+
+
+def die(kernel: Kernel) -> None:
+    kernel.manager.alive = False  # type: ignore[attr-defined]
+
+
+def test_delete_during_a_failing_automatic_restart_leaves_no_process() -> None:
+    """Sequence 1: the restart's new process exits while starting, and a DELETE came
+    meanwhile: the kernel is shut down, never restarted again, and nothing is left."""
+    script = Script()
+    registry = make_registry(script)
+    kernel = started(registry)
+    die(kernel)
+    revived = run(registry.revive(kernel))
+    assert kernel.lifecycle.state is State.RESTARTING
+    deleted = run(registry.shutdown(kernel.id))
+    assert kernel.lifecycle.state is State.SHUTDOWN_PENDING
+    assert not deleted.called, "the DELETE waits for the restart to end"
+
+    script.ready.append(KernelExited("exited while starting"))
+    script.restarts[0].callback(None)
+
+    assert deleted.called and revived.called
+    assert kernel.lifecycle.state is State.GONE
+    manager_calls = [c for c in script.calls if c.endswith("_kernel")]
+    assert manager_calls == ["start_kernel", "restart_kernel", "shutdown_kernel"]
+    assert "close" in script.calls, "its clients are told (1001, kernel shut down)"
+    assert registry.list() == []
+    stopped = run(registry.shutdown_all())
+    assert stopped.called
+
+
+def test_shutdown_all_during_a_restart_waits_for_the_kernel_being_deleted() -> None:
+    script = Script()
+    registry = make_registry(script)
+    kernel = started(registry)
+    die(kernel)
+    run(registry.revive(kernel))
+    run(registry.shutdown(kernel.id))
+    all_stopped = run(registry.shutdown_all())
+    assert not all_stopped.called, "a kernel still restarting is not forgotten"
+    script.restarts[0].callback(None)  # ready this time
+    assert all_stopped.called
+    assert kernel.lifecycle.state is State.GONE
+    assert script.calls[-1] == "shutdown_kernel"
+
+
+def test_a_requested_restart_whose_new_process_exits_is_tried_again() -> None:
+    """Sequence 2: the new process exits while starting: that is a death, restarted in
+    place within the budget, and the held requests go to the process that comes up."""
+    script = Script()
+    registry = make_registry(script)
+    kernel = started(registry)
+    restarted = run(registry.restart(kernel.id))
+    script.ready.append(KernelExited("exited while starting"))
+    script.restarts[0].callback(None)
+    assert kernel.lifecycle.state is State.RESTARTING
+    assert kernel.bridge.holding  # type: ignore[attr-defined]
+    script.restarts[1].callback(None)
+    assert restarted.result is kernel
+    assert kernel.lifecycle.state is State.READY
+    assert not kernel.bridge.holding  # type: ignore[attr-defined]
+
+
+def test_a_requested_restart_that_keeps_failing_ends_dead_and_answers_what_it_held() -> None:
+    script = Script()
+    registry = make_registry(script, restart_limit=0)
+    kernel = started(registry)
+    restarted = run(registry.restart(kernel.id))
+    script.ready.append(KernelExited("exited while starting"))
+    script.restarts[0].callback(None)
+    failure = restarted.result
+    restarted.addErrback(lambda _: None)
+    assert isinstance(failure.value, KernelStartFailed)
+    assert kernel.lifecycle.state is State.DEAD
+    assert kernel.bridge.statuses[-1] == "dead"  # type: ignore[attr-defined]
+    held = kernel.bridge.holding  # type: ignore[attr-defined]
+    assert not held, "held requests are answered, not kept"
+    assert script.calls[-1] == "release"
+
+
+@pytest.mark.parametrize("when", ["dead", "restarting"])
+def test_interrupt_of_a_kernel_that_is_not_running_is_409(when: str) -> None:
+    """Sequences 3 and 5: never jupyter_client's RuntimeError, never a silent 204."""
+    script = Script()
+    registry = make_registry(script, restart_limit=0 if when == "dead" else 5)
+    kernel = started(registry)
+    die(kernel)
+    run(registry.revive(kernel))
+    if when == "restarting":
+        assert kernel.lifecycle.state is State.RESTARTING
+    else:
+        assert kernel.lifecycle.state is State.DEAD
+    interrupted = run(registry.interrupt(kernel.id))
+    failure = interrupted.result
+    interrupted.addErrback(lambda _: None)
+    assert isinstance(failure.value, Conflict)
+    assert failure.value.status == 409
+    assert "interrupt_kernel" not in script.calls
+
+
+def test_interrupt_of_a_process_that_just_died_is_409() -> None:
+    script = Script()
+    registry = make_registry(script)
+    kernel = started(registry)
+    die(kernel)  # supervision has not noticed yet
+    interrupted = run(registry.interrupt(kernel.id))
+    failure = interrupted.result
+    interrupted.addErrback(lambda _: None)
+    assert isinstance(failure.value, Conflict)
+
+
+def test_a_pooled_kernel_that_died_is_never_handed_out() -> None:
+    """Sequence 4: it died between two supervisor ticks; the client gets a live kernel."""
+    script = Script()
+    registry = make_registry(script, prespawn_count=1)
+    registry.pool.refill()
+    [pooled] = registry.pool.ready()
+    assert pooled.lifecycle.state is State.POOLED
+    die(pooled)
+    handed = run(registry.start("python3", None)).result
+    assert handed is not pooled
+    assert handed.lifecycle.state is State.READY
+    assert pooled.lifecycle.state is State.GONE
+    assert registry.list() == [handed]
