@@ -180,6 +180,48 @@ class Offline:
         pass
 
 
+# Message types that are not user activity, as jupyter_server's MappingKernelManager counts
+# it (its untracked_message_types): culling then matches jupyter_server's.
+UNTRACKED_MESSAGE_TYPES = frozenset(
+    {
+        "comm_info_request",
+        "comm_info_reply",
+        "kernel_info_request",
+        "kernel_info_reply",
+        "shutdown_request",
+        "shutdown_reply",
+        "interrupt_request",
+        "interrupt_reply",
+        "debug_request",
+        "debug_reply",
+        "stream",
+        "display_data",
+        "update_display_data",
+        "execute_input",
+        "execute_result",
+        "error",
+        "status",
+        "clear_output",
+        "debug_event",
+        "input_request",
+        "input_reply",
+    }
+)
+
+
+def is_activity(parts: wire.Parts, execution_state: str) -> bool:
+    """jupyter_server's rule for user activity: an iopub message of a tracked type, or
+    about a request of one, or any while the kernel is busy."""
+    if parts.msg_type not in UNTRACKED_MESSAGE_TYPES or execution_state == "busy":
+        return True
+    try:
+        parent = json.loads(parts.parent_header)
+    except ValueError:
+        return False
+    parent_type = parent.get("msg_type") if isinstance(parent, dict) else None
+    return bool(parent_type) and parent_type not in UNTRACKED_MESSAGE_TYPES
+
+
 def _utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -210,7 +252,7 @@ class ChannelBridge:
         # Clients' shell requests kept while the kernel restarts (see hold()).
         self._held: list[tuple[Hashable, wire.Parts]] | None = None
         self.execution_state = "starting"
-        self.last_activity = _utcnow()
+        self.last_activity = self._now()
         self.connect(connection_info)
         self._router.attach(self)
 
@@ -377,10 +419,13 @@ class ChannelBridge:
             raise wire.FrameError("the kernel is not running")
         sock = self._sockets[parts.channel]
         self._router.request(connection, parts)
-        self.last_activity = _utcnow()
         frames = wire.parts_to_zmq(parts, self._signer)
         self._traffic.add(parts.channel, TO_KERNEL, sum(map(len, frames)))
         sock.send(frames)
+
+    def _now(self) -> datetime:
+        """The reactor's time (a test's Clock), as the UTC datetime models show."""
+        return datetime.fromtimestamp(self._clock.seconds(), UTC)
 
     def _from_kernel(self, channel: str, frames: list[bytes]) -> None:
         self._traffic.add(channel, TO_CLIENTS, sum(map(len, frames)))
@@ -395,7 +440,8 @@ class ChannelBridge:
                 error=str(e),
             )
             return
-        self.last_activity = _utcnow()
+        if channel == "iopub" and is_activity(parts, self.execution_state):
+            self.last_activity = self._now()
         if channel == "iopub" and msg_type == "status":
             self._note_status(parts)
             if self._requests and self.execution_state == "idle":

@@ -84,7 +84,7 @@ class KernelSupervisor:
     async def cull(self) -> None:
         """Shut down kernels idle longer than --cull-idle-timeout (jupyter_server's rules)."""
         timeout = self._config.cull_idle_timeout
-        now = datetime.now(UTC)
+        now = datetime.fromtimestamp(self._clock.seconds(), UTC)
         for kernel in self._registry.list():
             if kernel.lifecycle.state is not State.READY:
                 continue
