@@ -11,37 +11,27 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-if TYPE_CHECKING:
-    from kgw.kernels.registry import KernelRegistry
+from kgw.channels.traffic import Traffic
+
+
+class KernelsView(Protocol):
+    """What the metrics read of the kernels at scrape time (the registry provides it)."""
+
+    pool: Any
+    env_pool: Any
+
+    def list(self) -> list[Any]: ...
+
 
 # Kernel start latency: a pooled kernel is handed out in milliseconds, a cold one takes
 # about a second, a heavy or remote one much longer.
 START_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120)
-
-TO_KERNEL = "to_kernel"
-TO_CLIENTS = "to_clients"
-
-
-class Traffic:
-    """Messages and bytes relayed, by channel and direction."""
-
-    __slots__ = ("counts",)
-
-    def __init__(self) -> None:
-        self.counts: dict[tuple[str, str], list[int]] = {}
-
-    def add(self, channel: str, direction: str, size: int) -> None:
-        entry = self.counts.get((channel, direction))
-        if entry is None:
-            entry = self.counts[(channel, direction)] = [0, 0]
-        entry[0] += 1
-        entry[1] += size
 
 
 class GatewayMetrics:
@@ -51,7 +41,7 @@ class GatewayMetrics:
         self.registry = CollectorRegistry()
         self.traffic = Traffic()
         self.started = datetime.now(UTC)
-        self.kernels: KernelRegistry | None = None  # set by watch()
+        self.kernels: KernelsView | None = None  # set by watch()
         self.kernel_start = Histogram(
             "kgw_kernel_start_seconds",
             "Time from a client's request for a kernel until it is ready, by where it came from",
@@ -73,7 +63,7 @@ class GatewayMetrics:
         )
         self.registry.register(_LiveCollector(self))
 
-    def watch(self, kernels: KernelRegistry) -> None:
+    def watch(self, kernels: KernelsView) -> None:
         self.kernels = kernels
 
     def observe_start(self, source: str, started: float) -> None:

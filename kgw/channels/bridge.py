@@ -18,7 +18,7 @@ from txzmq import ZmqConnection, ZmqEndpoint, ZmqEndpointType, ZmqFactory
 
 from kgw.channels import wire
 from kgw.channels.router import Router
-from kgw.metrics import TO_CLIENTS, TO_KERNEL, Traffic
+from kgw.channels.traffic import TO_CLIENTS, TO_KERNEL, Traffic
 
 log = Logger()
 

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING
+from typing import Generic, Protocol, TypeVar
 
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 
-if TYPE_CHECKING:
-    from kgw.kernels.registry import Kernel
+
+class Pooled(Protocol):
+    """What the pool needs of a kernel: its id (for the log) and kernelspec name."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def name(self) -> str: ...
+
+
+Kernel = TypeVar("Kernel", bound=Pooled)
 
 log = Logger()
 
@@ -18,7 +28,7 @@ log = Logger()
 RETRY_DELAY = 5.0
 
 
-class KernelPool:
+class KernelPool(Generic[Kernel]):
     """Keeps ``sizes[name]`` ready kernels per kernelspec and refills itself.
 
     ``launch`` starts a ready kernel; ``has_room`` says whether one more kernel fits under

@@ -334,7 +334,7 @@ class KernelRegistry:
         kernel.lifecycle.fire(Event.POOL)
         return kernel
 
-    async def _take_alive(self, pool: KernelPool, name: str) -> Kernel | None:
+    async def _take_alive(self, pool: KernelPool[Kernel], name: str) -> Kernel | None:
         """A pooled kernel whose process still runs (one that died since supervision last
         looked is replaced, never handed out), or None."""
         while (kernel := pool.take(name)) is not None:
