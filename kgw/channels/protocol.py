@@ -219,12 +219,11 @@ def _send_now(transport: tcp.Connection, frames: list[bytes]) -> bool:
     rest to the transport. False when the transport must do it all (it then also sees any
     error the socket has)."""
     pending: Any = transport
-    if (
-        pending._tempDataLen
-        or len(pending.dataBuffer) > pending.offset
-        or not transport.connected
-        or transport.disconnecting
-    ):
+    try:  # Twisted's private buffer fields: without them, the public path does it all
+        buffered = pending._tempDataLen or len(pending.dataBuffer) > pending.offset
+    except (AttributeError, TypeError):
+        return False
+    if buffered or not transport.connected or transport.disconnecting:
         return False
     if len(frames) > _MOST_BUFFERS:
         frames = [b"".join(frames)]

@@ -84,3 +84,42 @@ def test_a_closing_transport_is_left_alone() -> None:
     transport.disconnecting = True
     assert not send(transport, [b"abc"])
     assert transport.socket.calls == []
+
+
+def real_connection() -> tuple[Any, Any]:
+    """A real twisted.internet.tcp.Connection over one end of a socket pair, and the other."""
+    import socket
+
+    from twisted.internet import tcp
+    from twisted.internet.protocol import Protocol
+    from twisted.internet.testing import MemoryReactor
+
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    connection = tcp.Connection(ours, Protocol(), reactor=MemoryReactor())
+    connection.connected = True
+    return connection, theirs
+
+
+def test_the_fast_path_on_a_real_twisted_connection() -> None:
+    """The private fields _send_now reads are those of Twisted's own tcp.Connection."""
+    connection, theirs = real_connection()
+    try:
+        assert _send_now(connection, [b"abc", b"def"])
+        assert theirs.recv(100) == b"abcdef"
+        connection.write(b"queued")  # buffered by the transport: order must be kept
+        assert not _send_now(connection, [b"later"])
+    finally:
+        connection.socket.close()
+        theirs.close()
+
+
+def test_the_fast_path_steps_aside_when_twisted_changes_its_fields() -> None:
+    connection, theirs = real_connection()
+    try:
+        # A Connection whose buffer fields are gone or renamed (a future Twisted):
+        del connection._tempDataLen
+        assert not _send_now(connection, [b"abc"]), "the public path is used"
+    finally:
+        connection.socket.close()
+        theirs.close()
