@@ -17,6 +17,7 @@ from twisted.logger import Logger
 from txzmq import ZmqConnection, ZmqEndpoint, ZmqEndpointType, ZmqFactory
 
 from kgw.channels import wire
+from kgw.channels.inflight import InFlight
 from kgw.channels.router import Router
 from kgw.channels.traffic import TO_CLIENTS, TO_KERNEL, Traffic
 
@@ -251,6 +252,7 @@ class ChannelBridge:
         self._corked: dict[Hashable, None] = {}
         # Clients' shell requests kept while the kernel restarts (see hold()).
         self._held: list[tuple[Hashable, wire.Parts]] | None = None
+        self._in_flight = InFlight()  # clients' shell requests the kernel has not answered
         self.execution_state = "starting"
         self.last_activity = self._now()
         self.connect(connection_info)
@@ -318,6 +320,7 @@ class ChannelBridge:
             if not pending.done.called:
                 pending.done.errback(ConnectionError(reason))
         self._requests.clear()
+        self._in_flight.clear()
         self._close_sockets()
 
     # --- connections -----------------------------------------------------------------------
@@ -388,12 +391,16 @@ class ChannelBridge:
         they came, rather than before the seed or on the sockets of the process that died.
         """
         if self._held is None:
-            self._held = []
+            # Requests the kernel never began (sent after it died, or queued when it did)
+            # come first: they were sent before anything held from now on.
+            self._held = self._in_flight.not_begun()
 
     def release(self) -> None:
         """Send the requests kept since hold(); when the kernel is not running (it ended
         dead, or shut down), answer each with a ``gateway_error`` saying so."""
         held, self._held = self._held or [], None
+        for connection, parts in self._in_flight.begun_unanswered():
+            self._refuse(connection, parts, "the kernel restarted while running this request")
         for connection, parts in held:
             try:
                 self.send(connection, parts)
@@ -404,9 +411,13 @@ class ChannelBridge:
                     msg_type=parts.msg_type,
                     error=str(e),
                 )
-                deliver = getattr(connection, "deliver", None)
-                if deliver is not None:
-                    deliver(wire.gateway_error(str(e), parts.parsed_header(), parts.channel))
+                self._refuse(connection, parts, str(e))
+
+    def _refuse(self, connection: Hashable, parts: wire.Parts, error: str) -> None:
+        """Answer a client's request with a ``gateway_error`` instead of a reply."""
+        deliver = getattr(connection, "deliver", None)
+        if deliver is not None:
+            deliver(wire.gateway_error(error, parts.parsed_header(), parts.channel))
 
     def send(self, connection: Hashable, parts: wire.Parts) -> None:
         """Send a client's message to the kernel on the channel it names."""
@@ -419,6 +430,8 @@ class ChannelBridge:
             raise wire.FrameError("the kernel is not running")
         sock = self._sockets[parts.channel]
         self._router.request(connection, parts)
+        if parts.channel == "shell" and connection is not self:
+            self._in_flight.sent(connection, parts)
         frames = wire.parts_to_zmq(parts, self._signer)
         self._traffic.add(parts.channel, TO_KERNEL, sum(map(len, frames)))
         sock.send(frames)
@@ -442,6 +455,8 @@ class ChannelBridge:
             return
         if channel == "iopub" and is_activity(parts, self.execution_state):
             self.last_activity = self._now()
+        if self._in_flight and channel in ("iopub", "shell"):
+            self._note_progress(channel, msg_type, parts)
         if channel == "iopub" and msg_type == "status":
             self._note_status(parts)
             if self._requests and self.execution_state == "idle":
@@ -469,6 +484,19 @@ class ChannelBridge:
         corked, self._corked = self._corked, {}
         for connection in corked:
             connection.uncork()  # type: ignore[attr-defined]
+
+    def _note_progress(self, channel: str, msg_type: str, parts: wire.Parts) -> None:
+        """A client request begun (a busy status about it) or answered (its shell reply)."""
+        if channel == "iopub" and msg_type != "status":
+            return
+        try:
+            parent = parts.parent_msg_id()
+        except wire.FrameError:
+            return
+        if channel == "shell":
+            self._in_flight.answered(parent)
+        elif b'"busy"' in parts.content:
+            self._in_flight.begun(parent)
 
     def _note_status(self, parts: wire.Parts) -> None:
         try:

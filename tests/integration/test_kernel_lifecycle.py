@@ -321,3 +321,27 @@ def test_a_kernel_that_dies_again_while_restarting_counts_as_another_death(
         assert model["execution_state"] == "dead"
         assert gw.leftover_kernels() == []
     assert "3 restarts in 120" in gw.log
+
+
+def test_requests_sent_right_after_the_kernel_died_run_in_the_restarted_one() -> None:
+    """Issue 13, sequence 6: supervision notices a death within a second; what clients send
+    meanwhile goes to the dead kernel's sockets. None of it may vanish."""
+    with Gateway("--list-kernels") as gw:
+        kernel_id = gw.start_kernel()
+        with gw.connect(kernel_id) as ks:
+            pid = kernel_pid(ks)
+            os.kill(pid, signal.SIGKILL)
+            # At once: supervision looks once a second, so these reach the dead sockets.
+            sent = [ks.send_execute(f"print('after death', {n})") for n in range(5)]
+            replies: dict[str, str] = {}
+            printed: list[str] = []
+            for message in ks.messages():
+                parent = message["parent_header"].get("msg_id")
+                if message["msg_type"] == "stream" and parent in sent:
+                    printed.append(message["content"]["text"])
+                elif message["msg_type"] == "execute_reply" and parent in sent:
+                    replies[parent] = message["content"]["status"]
+                    if len(replies) == len(sent):
+                        break
+        assert replies == dict.fromkeys(sent, "ok")
+        assert printed == [f"after death {n}\n" for n in range(5)], "in the order sent"
