@@ -1,7 +1,7 @@
 """The life of one kernel as an explicit state machine: every legal transition in one table.
 
-The registry, the supervisor and the pool report events (a client asked for a restart, the
-process exited, the restart budget is spent...) with :meth:`Lifecycle.fire`; the machine
+The registry and the supervisor report events (a client asked for a restart, the process
+exited, the restart budget is spent...) with :meth:`Lifecycle.fire`; the machine
 answers with the new state, or refuses the event with a :class:`~kgw.errors.Conflict`
 (HTTP 409 with a reason) when it is not legal in the current state. Nothing else writes a
 kernel's state. The work an event starts (a restart, a shutdown) runs in the registry, and

@@ -577,15 +577,16 @@ class KernelRegistry:
             raise NoSuchKernel(kernel_id)
         self._leaving[kernel_id] = kernel  # still stopped by shutdown_all() if it comes now
         kernel.stop_reason = reason
+        was_dead = kernel.lifecycle.state is State.DEAD  # its process is gone already
         state = kernel.lifecycle.fire(Event.ASK_SHUTDOWN)
         if state is State.STOPPING:
-            await self._finish_shutdown(kernel, now)
+            await self._finish_shutdown(kernel, now, process_gone=was_dead)
         else:  # SHUTDOWN_PENDING: the restart under way stops it when it ends
             await kernel.lifecycle.reached(State.GONE)
 
-    async def _finish_shutdown(self, kernel: Kernel, now: bool) -> None:
+    async def _finish_shutdown(self, kernel: Kernel, now: bool, process_gone: bool = False) -> None:
         """A STOPPING client kernel: stop its process, forget it, log why."""
-        await self._stop_process(kernel, now)
+        await self._stop_process(kernel, now, process_gone)
         self._leaving.pop(kernel.id, None)
         log.info(
             "kernel {kernel_id} ({name}) shut down ({reason})",
@@ -595,9 +596,9 @@ class KernelRegistry:
         )
         self.refill()
 
-    async def _stop_process(self, kernel: Kernel, now: bool) -> None:
+    async def _stop_process(self, kernel: Kernel, now: bool, process_gone: bool = False) -> None:
         """Stop a kernel's process (unless it is dead), close its clients; it is GONE."""
-        was_dead = kernel.lifecycle.state is State.DEAD
+        was_dead = process_gone or kernel.lifecycle.state is State.DEAD
         if kernel.lifecycle.state is not State.STOPPING:
             kernel.lifecycle.fire(Event.ASK_SHUTDOWN)
         kernel.bridge.close(1001, "kernel shut down")

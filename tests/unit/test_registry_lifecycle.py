@@ -268,3 +268,17 @@ def test_a_pooled_kernel_that_died_is_never_handed_out() -> None:
     assert handed.lifecycle.state is State.READY
     assert pooled.lifecycle.state is State.GONE
     assert registry.list() == [handed]
+
+
+def test_delete_of_a_dead_kernel_does_not_shut_its_manager_down_twice() -> None:
+    script = Script()
+    registry = make_registry(script, restart_limit=0)
+    kernel = started(registry)
+    die(kernel)
+    run(registry.revive(kernel))
+    assert kernel.lifecycle.state is State.DEAD
+    assert script.calls.count("shutdown_kernel") == 1  # the cleanup after death
+    deleted = run(registry.shutdown(kernel.id))
+    assert deleted.called
+    assert kernel.lifecycle.state is State.GONE
+    assert script.calls.count("shutdown_kernel") == 1
