@@ -9,23 +9,20 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-import zmq
 from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
-from txzmq import ZmqConnection, ZmqEndpoint, ZmqEndpointType, ZmqFactory
+from txzmq import ZmqFactory
 
 from kgw.channels import wire
 from kgw.channels.inflight import InFlight
 from kgw.channels.router import Router
+from kgw.channels.sockets import KernelSockets, OpenSockets, Sockets
 from kgw.channels.traffic import TO_CLIENTS, TO_KERNEL, Traffic
 
 log = Logger()
 
-# How much one read of a ZeroMQ socket may deliver before the reactor gets to write it out.
-READ_BATCH_MESSAGES = 256
-READ_BATCH_BYTES = 1024 * 1024
 # How often a gateway request that was given a liveness check looks at the kernel's process.
 LIVENESS_INTERVAL = 1.0
 
@@ -40,110 +37,6 @@ class KernelConnection(Hashable, Protocol):
     def uncork(self) -> None: ...
 
     def close_for(self, code: int, reason: str) -> None: ...
-
-
-class _Socket(ZmqConnection):  # type: ignore[misc]
-    """A txZMQ socket that hands each multipart message to a callback."""
-
-    read_scheduled: IDelayedCall | None
-
-    def __init__(
-        self,
-        factory: ZmqFactory,
-        socket_type: int,
-        on_message: Callable[[list[bytes]], None],
-        on_batch_end: Callable[[], None],
-        identity: bytes | None,
-        curve: tuple[bytes, bytes] | None,
-    ) -> None:
-        self.socketType = socket_type
-        self._on_message = on_message
-        self._on_batch_end = on_batch_end
-        super().__init__(factory, identity=identity)
-        if curve is not None:
-            public, secret = curve
-            self.socket.curve_secretkey = secret
-            self.socket.curve_publickey = public
-            self.socket.curve_serverkey = public
-        if socket_type == zmq.SUB:
-            self.socket.setsockopt(zmq.SUBSCRIBE, b"")
-
-    def messageReceived(self, message: list[bytes]) -> None:
-        self._on_message(message)
-
-    def doRead(self) -> None:
-        """Read what ZeroMQ has, but at most a batch before letting the reactor write.
-
-        txZMQ drains the socket in one go; a kernel printing fast would then fill every
-        client's send buffer before any of it is written. ZMQ_FD is edge-triggered, so an
-        unfinished batch schedules the next one itself.
-        """
-        if self.read_scheduled is not None:
-            if self.read_scheduled.active():
-                self.read_scheduled.cancel()
-            self.read_scheduled = None
-        try:
-            self._read_batch()
-        finally:
-            self._on_batch_end()
-
-    def _read_batch(self) -> None:
-        budget = READ_BATCH_BYTES
-        for _ in range(READ_BATCH_MESSAGES):
-            if self.factory is None or not self.socket.get(zmq.EVENTS) & zmq.POLLIN:
-                return
-            try:
-                message = self._readMultipart()
-            except zmq.Again:
-                continue
-            self.messageReceived(message)
-            budget -= sum(len(part) for part in message)
-            if budget <= 0:
-                break
-        if self.factory is not None:
-            self.read_scheduled = self.factory.reactor.callLater(0, self.doRead)
-
-
-class _Handshake:
-    """Learns, from a ZeroMQ socket monitor, when a socket has completed its handshake.
-
-    A kernel's ROUTER sockets silently drop messages for a peer they have not met yet, and
-    a DEALER that tried to connect before the kernel listened only retries every
-    ``RECONNECT_IVL`` (100 ms): until the stdin socket's handshake is done, the kernel's
-    ``input_request`` is lost and ``input()`` waits forever.
-    """
-
-    def __init__(self, factory: ZmqFactory, sock: _Socket) -> None:
-        address = f"inproc://kgw-monitor-{uuid.uuid4().hex}"
-        sock.socket.monitor(address, zmq.EVENT_HANDSHAKE_SUCCEEDED)
-        self.done = False
-        self._watched = sock
-        self._waiting: list[Deferred[None]] = []
-        self._monitor = _Socket(factory, zmq.PAIR, self._event, lambda: None, None, None)
-        self._monitor.addEndpoints([ZmqEndpoint(ZmqEndpointType.connect, address)])
-        # ZMQ_FD is edge-triggered and a new pipe gives no edge until a read has found it
-        # empty: read once now, or the first event never wakes the reactor.
-        self._monitor.doRead()
-
-    def _event(self, frames: list[bytes]) -> None:
-        self.done = True
-        waiting, self._waiting = self._waiting, []
-        for d in waiting:
-            d.callback(None)
-
-    def wait(self) -> Deferred[None]:
-        d: Deferred[None] = Deferred()
-        if self.done:
-            d.callback(None)
-        else:
-            self._waiting.append(d)
-        return d
-
-    def close(self) -> None:
-        if self._watched.socket is not None:
-            self._watched.socket.disable_monitor()
-        if self._monitor.factory is not None:
-            self._monitor.shutdown()
 
 
 # Sessions of one kernel whose messages are kept while they are away, and for how long.
@@ -237,14 +130,17 @@ class ChannelBridge:
         zmq_factory: ZmqFactory,
         clock: IReactorTime,
         traffic: Traffic | None = None,
+        open_sockets: OpenSockets | None = None,
     ) -> None:
         self.kernel_id = kernel_id
         self._traffic = traffic or Traffic()
         self._factory = zmq_factory
         self._clock = clock
         self._router: Router[Hashable] = Router()
-        self._sockets: dict[str, _Socket] = {}
-        self._stdin_handshake: _Handshake | None = None
+        self._sockets: Sockets | None = None
+        self._open_sockets: OpenSockets = open_sockets or functools.partial(
+            KernelSockets, zmq_factory
+        )
         self._offline: dict[str, Offline] = {}  # by session id, oldest first
         self._session = uuid.uuid4().hex
         self._requests: dict[str, _GatewayRequest] = {}
@@ -271,30 +167,7 @@ class ChannelBridge:
         curve = None
         if info.get("curve_publickey") and info.get("curve_secretkey"):
             curve = (info["curve_publickey"].encode(), info["curve_secretkey"].encode())
-        # stdin must share the shell socket's identity: the kernel sends input_request
-        # to the identity its execute_request came from.
-        identity = uuid.uuid4().hex.encode()
-        kinds = {
-            "shell": (zmq.DEALER, identity),
-            "control": (zmq.DEALER, None),
-            "stdin": (zmq.DEALER, identity),
-            "iopub": (zmq.SUB, None),
-        }
-        for channel, (socket_type, ident) in kinds.items():
-            sock = _Socket(
-                self._factory,
-                socket_type,
-                functools.partial(self._from_kernel, channel),
-                self._end_batch,
-                ident,
-                curve,
-            )
-            sock.addEndpoints(
-                [ZmqEndpoint(ZmqEndpointType.connect, _address(info, f"{channel}_port"))]
-            )
-            self._sockets[channel] = sock
-            if channel == "stdin":
-                self._stdin_handshake = _Handshake(self._factory, sock)
+        self._sockets = self._open_sockets(info, curve, self._from_kernel, self._end_batch)
         self._router.clear_requests()
 
     def disconnect(self) -> None:
@@ -302,12 +175,9 @@ class ChannelBridge:
         self._close_sockets()
 
     def _close_sockets(self) -> None:
-        if self._stdin_handshake is not None:
-            self._stdin_handshake.close()
-            self._stdin_handshake = None
-        for sock in self._sockets.values():
-            sock.shutdown()
-        self._sockets.clear()
+        if self._sockets is not None:
+            self._sockets.close()
+            self._sockets = None
 
     def close(self, code: int = 1001, reason: str = "kernel shut down") -> None:
         """Close every client connection and every socket."""
@@ -355,7 +225,7 @@ class ChannelBridge:
         """Disconnect a client. With a session id (and while the kernel runs), what the
         session's requests and the kernel's broadcasts produce is kept, up to ``limit``
         bytes, for the session to collect when it reconnects."""
-        if not (session_id and limit and self._sockets):
+        if not (session_id and limit and self._sockets is not None):
             self._router.detach(connection)
             return
         previous = self._offline.get(session_id)
@@ -426,15 +296,14 @@ class ChannelBridge:
         if self._held is not None and connection is not self and parts.channel == "shell":
             self._held.append((connection, parts))
             return
-        if not self._sockets:
+        if self._sockets is None:
             raise wire.FrameError("the kernel is not running")
-        sock = self._sockets[parts.channel]
         self._router.request(connection, parts)
         if parts.channel == "shell" and connection is not self:
             self._in_flight.sent(connection, parts)
         frames = wire.parts_to_zmq(parts, self._signer)
         self._traffic.add(parts.channel, TO_KERNEL, sum(map(len, frames)))
-        sock.send(frames)
+        self._sockets.send(parts.channel, frames)
 
     def _now(self) -> datetime:
         """The reactor's time (a test's Clock), as the UTC datetime models show."""
@@ -637,8 +506,8 @@ class ChannelBridge:
         else:
             raise TimeoutError(f"kernel {self.kernel_id} did not answer within {timeout:.0f}s")
         # The kernel listens on every port once it answers; stdin may still be reconnecting.
-        if self._stdin_handshake is not None:
-            joined = self._stdin_handshake.wait()
+        if self._sockets is not None:
+            joined = self._sockets.stdin_connected()
             joined.addTimeout(max(0.0, deadline - self._clock.seconds()), self._clock)
             stop_watching = self._fail_if_it_exits(joined, alive)
             try:
@@ -666,11 +535,3 @@ class _GatewayRequest:
     def settle(self) -> None:
         if self.reply is not None and self.idle and not self.done.called:
             self.done.callback(self.reply)
-
-
-def _address(info: Mapping[str, Any], port_name: str) -> str:
-    transport = info.get("transport", "tcp")
-    ip = info.get("ip", "127.0.0.1")
-    if transport == "ipc":
-        return f"ipc://{ip}-{info[port_name]}"
-    return f"{transport}://{ip}:{info[port_name]}"
