@@ -1,0 +1,260 @@
+"""The bridge in memory: a kernel's sockets replaced by lists, time by a Clock."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import pytest
+from twisted.internet.defer import Deferred, succeed
+from twisted.internet.task import Clock
+
+from kgw.channels import wire
+from kgw.channels.bridge import ChannelBridge, KernelExited
+
+KEY = b"secret-key"
+INFO = {"key": KEY.decode(), "signature_scheme": "hmac-sha256"}
+
+
+class MemorySockets:
+    """A kernel's four sockets: what the bridge sends is kept; the test plays the kernel."""
+
+    opened: list[MemorySockets] = []
+
+    def __init__(
+        self,
+        info: Mapping[str, Any],
+        curve: Any,
+        on_message: Callable[[str, list[bytes]], None],
+        on_batch_end: Callable[[], None],
+    ) -> None:
+        self.sent: list[tuple[str, wire.Parts]] = []
+        self.closed = False
+        self.stdin = Deferred[None]()
+        self.stdin.callback(None)
+        self._on_message = on_message
+        self._on_batch_end = on_batch_end
+        self._signer = wire.Signer(KEY)
+        MemorySockets.opened.append(self)
+
+    def send(self, channel: str, frames: list[bytes]) -> None:
+        self.sent.append((channel, wire.zmq_to_parts(channel, frames, self._signer)))
+
+    def stdin_connected(self) -> Deferred[None]:
+        return self.stdin
+
+    def close(self) -> None:
+        self.closed = True
+
+    def kernel_says(
+        self, channel: str, msg_type: str, parent: wire.Parts | None, **content: Any
+    ) -> None:
+        header = {"msg_id": f"k-{len(self.sent)}-{msg_type}", "msg_type": msg_type, "session": "k"}
+        parts = wire.message_to_parts(
+            {
+                "header": header,
+                "parent_header": parent.parsed_header() if parent else {},
+                "content": content,
+                "channel": channel,
+            }
+        )
+        frames = wire.parts_to_zmq(
+            parts, self._signer, (b"kernel.iopub",) if channel == "iopub" else ()
+        )
+        self._on_message(channel, frames)
+        self._on_batch_end()
+
+    def answer(self, request: wire.Parts, **content: Any) -> None:
+        """The kernel's whole answer to a shell request: busy, the reply, idle."""
+        self.kernel_says("iopub", "status", request, execution_state="busy")
+        reply = request.msg_type.replace("_request", "_reply")
+        self.kernel_says("shell", reply, request, status="ok", **content)
+        self.kernel_says("iopub", "status", request, execution_state="idle")
+
+
+class Client:
+    def __init__(self) -> None:
+        self.got: list[wire.Parts] = []
+        self.closed: tuple[int, str] | None = None
+
+    def deliver(self, parts: wire.Parts) -> None:
+        self.got.append(parts)
+
+    def cork(self) -> None:
+        pass
+
+    def uncork(self) -> None:
+        pass
+
+    def close_for(self, code: int, reason: str) -> None:
+        self.closed = (code, reason)
+
+    def types(self) -> list[str]:
+        return [p.msg_type for p in self.got]
+
+
+def request(msg_type: str = "execute_request", msg_id: str = "r1", **content: Any) -> wire.Parts:
+    header = {
+        "msg_id": msg_id,
+        "msg_type": msg_type,
+        "session": "s",
+        "username": "u",
+        "version": "5.3",
+    }
+    return wire.message_to_parts({"header": header, "content": content, "channel": "shell"})
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def bridge(clock: Clock) -> ChannelBridge:
+    MemorySockets.opened = []
+    return ChannelBridge("k1", INFO, object(), clock, open_sockets=MemorySockets)  # type: ignore[arg-type]
+
+
+def sockets() -> MemorySockets:
+    return MemorySockets.opened[-1]
+
+
+def test_a_reply_goes_to_the_client_that_asked_and_iopub_to_all(bridge: ChannelBridge) -> None:
+    asker, viewer = Client(), Client()
+    bridge.attach(asker)
+    bridge.attach(viewer)
+    sent = request()
+    bridge.send(asker, sent)
+    [(channel, relayed)] = sockets().sent
+    assert (channel, relayed.msg_id) == ("shell", "r1")
+    sockets().answer(relayed)
+    assert asker.types() == ["status", "execute_reply", "status"]
+    assert viewer.types() == ["status", "status"]
+    assert bridge.execution_state == "idle"
+
+
+def test_held_requests_go_to_the_restarted_process_in_order(bridge: ChannelBridge) -> None:
+    client = Client()
+    bridge.attach(client)
+    bridge.hold()
+    bridge.send(client, request(msg_id="a"))
+    bridge.send(client, request(msg_id="b"))
+    assert sockets().sent == []
+    bridge.connect(INFO)  # the new process
+    bridge.release()
+    assert [p.msg_id for _, p in sockets().sent] == ["a", "b"]
+
+
+def test_requests_the_dead_kernel_never_began_are_sent_again(bridge: ChannelBridge) -> None:
+    """Sent after the kernel died, before supervision noticed: not lost."""
+    client = Client()
+    bridge.attach(client)
+    bridge.send(client, request(msg_id="begun"))
+    sockets().kernel_says("iopub", "status", request(msg_id="begun"), execution_state="busy")
+    bridge.send(client, request(msg_id="never-begun"))
+    old = sockets()
+    bridge.hold()  # the kernel died
+    bridge.connect(INFO)
+    bridge.release()
+    assert old.closed
+    assert [p.msg_id for _, p in sockets().sent] == ["never-begun"]
+    [error] = [p for p in client.got if p.msg_type == "gateway_error"]
+    assert json.loads(error.parent_header)["msg_id"] == "begun"
+    assert "restarted while running" in json.loads(error.content)["evalue"]
+
+
+def test_held_requests_of_a_kernel_that_ends_dead_are_answered(bridge: ChannelBridge) -> None:
+    client = Client()
+    bridge.attach(client)
+    bridge.hold()
+    bridge.send(client, request(msg_id="a"))
+    bridge.disconnect()
+    bridge.release()
+    [error] = client.got
+    assert error.msg_type == "gateway_error"
+    assert json.loads(error.content)["evalue"] == "the kernel is not running"
+    with pytest.raises(wire.FrameError, match="not running"):
+        bridge.send(client, request(msg_id="b"))
+
+
+def test_the_gateways_own_request_waits_for_reply_and_idle(bridge: ChannelBridge) -> None:
+    done = Deferred.fromCoroutine(bridge.request("kernel_info_request", {}, 10))
+    [(_, sent)] = sockets().sent
+    sockets().kernel_says("iopub", "status", sent, execution_state="busy")
+    sockets().kernel_says("shell", "kernel_info_reply", sent, status="ok", implementation="x")
+    assert not done.called, "its output may still come: wait for idle"
+    sockets().kernel_says("iopub", "status", sent, execution_state="idle")
+    assert done.result["implementation"] == "x"
+
+
+def test_the_gateways_request_times_out_on_the_clock(bridge: ChannelBridge, clock: Clock) -> None:
+    done = Deferred.fromCoroutine(bridge.request("kernel_info_request", {}, 5))
+    clock.advance(5)
+    failure = done.result
+    done.addErrback(lambda _: None)
+    assert isinstance(failure.value, TimeoutError)
+
+
+def test_wait_ready_nudges_with_doubling_waits(bridge: ChannelBridge, clock: Clock) -> None:
+    ready = Deferred.fromCoroutine(bridge.wait_ready(10, first_wait=0.1, longest_wait=0.4))
+    for wait in (0.1, 0.2, 0.4, 0.4):
+        assert not ready.called
+        clock.advance(wait)
+    nudges = [p for _, p in sockets().sent if p.msg_type == "kernel_info_request"]
+    assert len(nudges) == 5
+    sockets().answer(nudges[-1])
+    assert ready.called and ready.result is None
+
+
+def test_wait_ready_stops_when_the_process_is_gone(bridge: ChannelBridge, clock: Clock) -> None:
+    ready = Deferred.fromCoroutine(bridge.wait_ready(10, alive=lambda: _false()))
+    clock.advance(0.1)
+    failure = ready.result
+    ready.addErrback(lambda _: None)
+    assert isinstance(failure.value, KernelExited)
+
+
+async def _false() -> bool:
+    return await succeed(False)
+
+
+def test_a_session_away_gets_what_it_missed_when_it_comes_back(bridge: ChannelBridge) -> None:
+    client = Client()
+    bridge.attach(client, "sess")
+    sent = request(msg_id="r")
+    bridge.send(client, sent)
+    bridge.detach(client, "sess", limit=1024 * 1024)
+    assert bridge.connection_count == 0
+    sockets().answer(sent)
+    back = Client()
+    bridge.attach(back, "sess")
+    assert back.types() == ["status", "execute_reply", "status"]
+
+
+def test_close_tells_every_client(bridge: ChannelBridge) -> None:
+    clients = [Client(), Client()]
+    for client in clients:
+        bridge.attach(client)
+    bridge.close(1001, "kernel shut down")
+    assert [c.closed for c in clients] == [(1001, "kernel shut down")] * 2
+    assert sockets().closed
+
+
+def test_last_activity_is_the_reactors_time_of_user_activity(
+    bridge: ChannelBridge, clock: Clock
+) -> None:
+    clock.advance(1000)
+    sockets().kernel_says("iopub", "status", request("kernel_info_request"), execution_state="idle")
+    assert bridge.last_activity.timestamp() == 0, "a nudge is not activity"
+    sockets().kernel_says("iopub", "status", request(), execution_state="busy")
+    assert bridge.last_activity.timestamp() == 1000
+
+
+def test_status_broadcast_reaches_every_client(bridge: ChannelBridge) -> None:
+    client = Client()
+    bridge.attach(client)
+    bridge.broadcast_status("restarting")
+    assert client.types() == ["status"]
+    assert json.loads(client.got[0].content) == {"execution_state": "restarting"}
+    assert bridge.execution_state == "restarting"
