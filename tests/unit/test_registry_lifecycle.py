@@ -79,10 +79,16 @@ class FakeBridge:
     def __init__(self, script: Script, *args: Any) -> None:
         self.script = script
         self.execution_state = "starting"
-        self.last_activity = datetime.now(UTC)
+        clock = args[3]  # the registry's clock, as ChannelBridge gets it
+        self.last_activity = datetime.fromtimestamp(clock.seconds(), UTC)
         self.connection_count = 0
         self.statuses: list[str] = []
         self.holding = False
+        self.requests: list[dict[str, Any]] = []
+
+    async def request(self, msg_type: str, content: dict[str, Any], *args: Any) -> dict[str, Any]:
+        self.requests.append(content)
+        return {"status": "ok"}
 
     async def wait_ready(self, timeout: float, alive: Any = None) -> None:
         outcome = self.script.ready.pop(0) if self.script.ready else None
@@ -282,3 +288,174 @@ def test_delete_of_a_dead_kernel_does_not_shut_its_manager_down_twice() -> None:
     assert deleted.called
     assert kernel.lifecycle.state is State.GONE
     assert script.calls.count("shutdown_kernel") == 1
+
+
+# --- the restart budget, the pools, sessions -------------------------------------------------
+
+
+def test_the_restart_budget_counts_deaths_within_the_window_only() -> None:
+    script = Script()
+    registry = make_registry(script, restart_limit=2, restart_window=60)
+    clock: Any = registry._clock
+    kernel = started(registry)
+    for _ in range(2):
+        die(kernel)
+        run(registry.revive(kernel))
+        script.restarts[-1].callback(None)
+        assert kernel.lifecycle.state is State.READY
+    clock.advance(61)  # the first two deaths leave the window
+    die(kernel)
+    run(registry.revive(kernel))
+    script.restarts[-1].callback(None)
+    assert kernel.lifecycle.state is State.READY
+    die(kernel)
+    run(registry.revive(kernel))
+    script.restarts[-1].callback(None)
+    die(kernel)
+    run(registry.revive(kernel))  # a third death within 60 s: dead
+    assert kernel.lifecycle.state is State.DEAD
+    assert kernel.bridge.statuses[-1] == "dead"  # type: ignore[attr-defined]
+
+
+def test_a_dead_kernel_comes_back_on_request_with_a_fresh_process() -> None:
+    script = Script()
+    registry = make_registry(script, restart_limit=0)
+    kernel = started(registry)
+    die(kernel)
+    run(registry.revive(kernel))
+    assert kernel.lifecycle.state is State.DEAD
+    restarted = run(registry.restart(kernel.id))
+    assert restarted.result is kernel
+    assert kernel.lifecycle.state is State.READY
+    assert script.calls.count("start_kernel") == 2
+
+
+def test_restart_while_restarting_is_409() -> None:
+    script = Script()
+    registry = make_registry(script)
+    kernel = started(registry)
+    run(registry.restart(kernel.id))
+    again = run(registry.restart(kernel.id))
+    failure = again.result
+    again.addErrback(lambda _: None)
+    assert isinstance(failure.value, Conflict)
+    script.restarts[0].callback(None)
+    assert kernel.lifecycle.state is State.READY
+
+
+def test_the_pool_refills_after_a_handout_and_gives_way_under_the_limit() -> None:
+    script = Script()
+    registry = make_registry(script, prespawn_count=1, max_kernels=2)
+    registry.refill()
+    [pooled] = registry.pool.ready()
+    handed = run(registry.start("python3", None)).result
+    assert handed is pooled
+    [replacement] = registry.pool.ready()
+    assert replacement is not pooled
+    # A client's cold kernel fits only if the pooled one gives way.
+    cold = run(registry.start("python3", {})).result
+    assert cold.lifecycle.state is State.READY
+    assert replacement.lifecycle.state is State.GONE
+    assert registry.pool.ready() == []
+    refused = run(registry.start("python3", {}))
+    failure = refused.result
+    refused.addErrback(lambda _: None)
+    assert failure.value.status == 403
+
+
+def test_a_pool_start_that_fails_at_startup_stops_it_naming_the_setting() -> None:
+    script = Script()
+    registry = make_registry(script, pool=(("python3", 1),), sources={"pool": "KGW_POOL"})
+    script.ready.append(TimeoutError("no answer"))
+    checked = run(registry.startup_check())
+    failure = checked.result
+    checked.addErrback(lambda _: None)
+    assert str(failure.value) == "KGW_POOL python3: Kernel python3 did not become ready: no answer"
+
+
+def test_the_env_pool_sets_the_requests_variables_in_the_kernel_it_hands_out() -> None:
+    script = Script()
+    registry = make_registry(script, env_pool=(("python3", 1),))
+    registry.refill()
+    [pooled] = registry.env_pool.ready()
+    handed = run(registry.start("python3", {"KERNEL_USERNAME": "erin", "OTHER": "x"}))
+    # The bridge double answers the handout's execute_request at once.
+    kernel = handed.result
+    assert kernel is pooled
+    assert kernel.env["KERNEL_USERNAME"] == "erin"
+    assert "OTHER" not in kernel.env
+    assert kernel.manager.env == {"KERNEL_USERNAME": "erin"}  # type: ignore[attr-defined]
+    code = kernel.bridge.requests[0]["code"]  # type: ignore[attr-defined]
+    assert "'KERNEL_USERNAME': 'erin'" in code
+
+
+def test_sessions_live_and_end_with_their_kernel() -> None:
+    from kgw.kernels.sessions import SessionManager
+
+    script = Script()
+    registry = make_registry(script)
+    sessions = SessionManager(registry)
+    session = run(sessions.create("a.ipynb", "a", "notebook", None, "python3")).result
+    assert sessions.find_by_path("a.ipynb") is session
+    assert sessions.model(session)["kernel"]["id"] == session.kernel_id
+    other = run(sessions.update(session.id, "b.ipynb", None, None, None, "python3")).result
+    assert other.path == "b.ipynb"
+    assert len(registry.list()) == 1, "the old kernel no session uses is shut down"
+    run(sessions.delete(session.id))
+    assert registry.list() == []
+    assert sessions.list() == []
+
+
+# --- supervision: deaths noticed, pooled kernels replaced, idle kernels culled ---------------
+
+
+def supervised(script: Script, **settings: Any) -> tuple[KernelRegistry, Any, Clock]:
+    from kgw.kernels.supervisor import KernelSupervisor
+
+    registry = make_registry(script, **settings)
+    clock: Clock = registry._clock  # type: ignore[assignment]
+    supervisor = KernelSupervisor(registry, clock, GatewayConfig(**settings))
+    supervisor.start()
+    return registry, supervisor, clock
+
+
+def test_supervision_restarts_a_kernel_that_died_on_its_next_look() -> None:
+    script = Script()
+    registry, supervisor, clock = supervised(script)
+    kernel = started(registry)
+    die(kernel)
+    clock.advance(1.0)
+    assert kernel.lifecycle.state is State.RESTARTING
+    assert kernel.bridge.statuses == ["restarting"]  # type: ignore[attr-defined]
+    script.restarts[0].callback(None)
+    assert kernel.lifecycle.state is State.READY
+    assert kernel.bridge.statuses == ["restarting", "starting"]  # type: ignore[attr-defined]
+    clock.advance(1.0)
+    assert len(script.restarts) == 1, "a live kernel is left alone"
+    supervisor.stop()
+
+
+def test_supervision_replaces_a_pooled_kernel_that_died() -> None:
+    script = Script()
+    registry, supervisor, clock = supervised(script, prespawn_count=1)
+    registry.refill()
+    [pooled] = registry.pool.ready()
+    die(pooled)
+    clock.advance(1.0)
+    assert pooled.lifecycle.state is State.GONE
+    [replacement] = registry.pool.ready()
+    assert replacement is not pooled
+    supervisor.stop()
+
+
+def test_idle_kernels_are_culled_by_the_reactors_clock() -> None:
+    script = Script()
+    registry, supervisor, clock = supervised(script, cull_idle_timeout=60, cull_interval=10)
+    idle = started(registry)
+    clock.advance(50)
+    busy = started(registry)  # started later: active more recently
+    clock.advance(20)  # idle: 70 s; busy: 20 s
+    assert registry.list() == [busy]
+    assert idle.lifecycle.state is State.GONE
+    assert idle.stop_reason.startswith("culled: idle 70s (limit 60s)")
+    supervisor.stop()
