@@ -69,6 +69,7 @@ setup(
             "kgw-kernel-gateway[gateway]",
             "pytest>=8",
             "pytest-timeout>=2.3",
+            "coverage>=7",
             "hypothesis>=6.100",
             "treq>=23.11",
             "requests>=2.28",

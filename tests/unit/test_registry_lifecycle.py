@@ -30,6 +30,8 @@ class Script:
         # Outcomes of wait_ready, in order: None (ready), an exception, or a Deferred.
         self.ready: list[Any] = []
         self.restarts: list[Deferred[None]] = []  # restart_kernel calls waiting to finish
+        self.start_fails: Exception | None = None  # start_kernel raises it
+        self.replies: list[dict[str, Any]] = []  # the bridge's answers to gateway requests
 
 
 class FakeManager:
@@ -40,6 +42,8 @@ class FakeManager:
 
     def start_kernel(self, **kwargs: Any) -> Deferred[None]:
         self.script.calls.append("start_kernel")
+        if self.script.start_fails is not None:
+            raise self.script.start_fails
         self.alive = True
         return succeed(None)
 
@@ -88,7 +92,7 @@ class FakeBridge:
 
     async def request(self, msg_type: str, content: dict[str, Any], *args: Any) -> dict[str, Any]:
         self.requests.append(content)
-        return {"status": "ok"}
+        return self.script.replies.pop(0) if self.script.replies else {"status": "ok"}
 
     async def wait_ready(self, timeout: float, alive: Any = None) -> None:
         outcome = self.script.ready.pop(0) if self.script.ready else None
@@ -128,12 +132,34 @@ class FakeOutput:
         pass
 
 
+class FakeSpec:
+    def __init__(self, language: str) -> None:
+        self.language = language
+
+
+class FakeSpecs:
+    """Installed kernelspecs: python3, and an R one."""
+
+    specs = {"python3": FakeSpec("python"), "rlang": FakeSpec("R")}
+
+    def find_kernel_specs(self) -> dict[str, str]:
+        return dict.fromkeys(self.specs, "/somewhere")
+
+    def get_kernel_spec(self, name: str) -> FakeSpec:
+        from jupyter_client.kernelspec import NoSuchKernel
+
+        if name not in self.specs:
+            raise NoSuchKernel(name)
+        return self.specs[name]
+
+
 def make_registry(script: Script, **settings: Any) -> KernelRegistry:
     return KernelRegistry(
         GatewayConfig(**settings),
         Clock(),
         object(),  # type: ignore[arg-type]
         {"PATH": "/usr/bin"},
+        kernel_spec_manager=FakeSpecs(),  # type: ignore[arg-type]
         manager_factory=lambda **kw: FakeManager(script, **kw),
         bridge_factory=lambda *args: FakeBridge(script, *args),
         output_factory=FakeOutput,
@@ -459,3 +485,84 @@ def test_idle_kernels_are_culled_by_the_reactors_clock() -> None:
     assert idle.lifecycle.state is State.GONE
     assert idle.stop_reason.startswith("culled: idle 70s (limit 60s)")
     supervisor.stop()
+
+
+# --- starting: retries, failures, startup checks ---------------------------------------------
+
+
+def failure_of(result: Deferred[Any]) -> BaseException:
+    failure = result.result
+    result.addErrback(lambda _: None)
+    assert failure.value is not None
+    return failure.value  # type: ignore[no-any-return]
+
+
+def test_a_kernel_that_exits_while_starting_is_started_again_with_new_ports() -> None:
+    script = Script()
+    registry = make_registry(script)
+    script.ready.append(KernelExited("exited"))
+    kernel = started(registry)
+    assert [c for c in script.calls if c.endswith("_kernel")] == [
+        "start_kernel",
+        "shutdown_kernel",
+        "start_kernel",
+    ]
+    assert kernel.lifecycle.state is State.READY
+
+
+def test_a_kernel_that_keeps_exiting_while_starting_is_refused() -> None:
+    script = Script()
+    registry = make_registry(script)
+    script.ready.extend([KernelExited("exited")] * 3)
+    error = failure_of(run(registry.start("python3", None)))
+    assert isinstance(error, KernelStartFailed)
+    assert "exited while starting, 3 times" in error.message
+    assert registry.list() == []
+
+
+def test_a_kernel_that_cannot_be_started_is_one_clear_error() -> None:
+    script = Script()
+    registry = make_registry(script)
+    script.start_fails = FileNotFoundError("no such interpreter")
+    error = failure_of(run(registry.start("python3", None)))
+    assert isinstance(error, KernelStartFailed)
+    assert error.message == "Kernel python3 failed to start: no such interpreter"
+
+
+def test_an_env_pool_kernel_that_refuses_the_variables_gives_way_to_a_cold_start() -> None:
+    script = Script()
+    registry = make_registry(script, env_pool=(("python3", 1),))
+    registry.refill()
+    [pooled] = registry.env_pool.ready()
+    script.replies.append({"status": "error", "ename": "OSError", "evalue": "read-only"})
+    kernel = run(registry.start("python3", {"KERNEL_USERNAME": "erin"})).result
+    assert kernel is not pooled
+    assert pooled.lifecycle.state is State.GONE
+    assert kernel.env["KERNEL_USERNAME"] == "erin"
+
+
+@pytest.mark.parametrize(
+    ("settings", "said"),
+    [
+        ({"default_kernel_name": "cobol"}, "--default-kernel-name: no kernelspec named 'cobol'"),
+        ({"pool": (("cobol", 1),)}, "--pool: no kernelspec named 'cobol'"),
+        ({"env_pool": (("rlang", 1),)}, "'rlang' is a R kernelspec"),
+    ],
+)
+def test_kernelspec_names_are_checked_at_startup(settings: dict[str, Any], said: str) -> None:
+    from kgw.errors import ConfigError
+
+    registry = make_registry(Script(), **settings)
+    with pytest.raises(ConfigError, match=said):
+        registry.check_kernel_names()
+
+
+def test_shutdown_all_stops_client_and_pooled_kernels() -> None:
+    script = Script()
+    registry = make_registry(script, prespawn_count=1, env_pool=(("python3", 1),))
+    registry.refill()
+    kernels = [started(registry), *registry.pool.ready(), *registry.env_pool.ready()]
+    assert len(kernels) == 3
+    assert run(registry.shutdown_all()).called
+    assert {k.lifecycle.state for k in kernels} == {State.GONE}
+    assert registry.list() == []
