@@ -31,6 +31,7 @@ from kgw.errors import (
     NoSuchKernelSpec,
 )
 from kgw.kernels import handout
+from kgw.kernels.exits import ExitWatch, watch_exit
 from kgw.kernels.lifecycle import Event, Lifecycle, State
 from kgw.kernels.output import KernelOutput
 from kgw.kernels.pool import KernelPool
@@ -58,6 +59,7 @@ class Kernel:
     restarts: list[float] = attrs.Factory(list)  # reactor times of automatic restarts
     lifecycle: Lifecycle = attrs.Factory(lambda self: Lifecycle(self.id), takes_self=True)
     stop_reason: str = "requested"  # why it is being shut down, for the log
+    exit_watch: ExitWatch | None = None  # tells at once when its local process ends
 
     @property
     def dead(self) -> bool:
@@ -425,6 +427,7 @@ class KernelRegistry:
             log.info("kernel {kernel_id} ({name}) started", kernel_id=kernel.id, name=name)
             self.metrics.observe_start("cold", requested)
         kernel.lifecycle.fire(Event.SERVE)
+        self._watch(kernel)
         self._kernels[kernel.id] = kernel
         self.refill()
         return kernel
@@ -478,6 +481,7 @@ class KernelRegistry:
         Clients' shell requests are held from the start and sent to the new process after its
         readiness check and seed, or answered with an error when it ends dead or stopped.
         """
+        self._unwatch(kernel)  # this process ends on purpose, or already has
         kernel.bridge.execution_state = "restarting"
         kernel.bridge.hold()  # clients' code runs after the seed, in the new process
         reason = ""
@@ -519,6 +523,7 @@ class KernelRegistry:
                 state = kernel.lifecycle.fire(Event.RESTARTED)
             break
         if state is State.READY:
+            self._watch(kernel)
             kernel.bridge.release()
         elif state is State.DEAD:
             await self._declare_dead(kernel, reason)
@@ -596,8 +601,31 @@ class KernelRegistry:
         )
         self.refill()
 
+    def _watch(self, kernel: Kernel) -> None:
+        """Restart a READY kernel the moment its local process exits (see exits.py)."""
+
+        def exited() -> None:
+            if kernel.lifecycle.state is State.READY:
+                log.info(
+                    "kernel {kernel_id} ({name}): its process exited",
+                    kernel_id=kernel.id,
+                    name=kernel.name,
+                )
+                Deferred.fromCoroutine(self.revive(kernel)).addErrback(
+                    lambda failure: log.failure("kernel restart failed", failure)
+                )
+
+        self._unwatch(kernel)
+        kernel.exit_watch = watch_exit(self._clock, kernel.manager, exited)
+
+    def _unwatch(self, kernel: Kernel) -> None:
+        if kernel.exit_watch is not None:
+            kernel.exit_watch.stop()
+            kernel.exit_watch = None
+
     async def _stop_process(self, kernel: Kernel, now: bool, process_gone: bool = False) -> None:
         """Stop a kernel's process (unless it is dead), close its clients; it is GONE."""
+        self._unwatch(kernel)
         was_dead = process_gone or kernel.lifecycle.state is State.DEAD
         if kernel.lifecycle.state is not State.STOPPING:
             kernel.lifecycle.fire(Event.ASK_SHUTDOWN)

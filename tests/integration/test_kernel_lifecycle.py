@@ -345,3 +345,5 @@ def test_requests_sent_right_after_the_kernel_died_run_in_the_restarted_one() ->
                         break
         assert replies == dict.fromkeys(sent, "ok")
         assert printed == [f"after death {n}\n" for n in range(5)], "in the order sent"
+    # Seen at once, from the kernel's pidfd, not a second later by the poll.
+    assert f"kernel {kernel_id} (python3): its process exited" in gw.log
