@@ -1,14 +1,16 @@
-"""The live kernels: start, find, list, interrupt, restart and shut them down."""
+"""The live kernels: start (from a pool or cold), find, list, interrupt and shut them down.
+
+Starting and stopping processes is processes.py's, restarting them restarts.py's (both
+bases of KernelRegistry); the pools are pool.py's, the states lifecycle.py's.
+"""
 
 from __future__ import annotations
 
 import os
 import time
-import uuid
 from collections.abc import Callable, Mapping
 from typing import Any
 
-import attrs
 from jupyter_client.kernelspec import NATIVE_KERNEL_NAME, KernelSpecManager
 from jupyter_client.kernelspec import NoSuchKernel as JupyterNoSuchKernel
 from jupyter_client.manager import AsyncKernelManager
@@ -31,67 +33,18 @@ from kgw.errors import (
     NoSuchKernelSpec,
 )
 from kgw.kernels import handout
-from kgw.kernels.exits import ExitWatch, watch_exit
-from kgw.kernels.lifecycle import Event, Lifecycle, State
+from kgw.kernels.kernel import Kernel
+from kgw.kernels.lifecycle import Event, State
 from kgw.kernels.output import KernelOutput
 from kgw.kernels.pool import KernelPool
-from kgw.kernels.seed import NO_SEED, SeedFailed, load_seed, run_seed
+from kgw.kernels.restarts import KernelRestarts
+from kgw.kernels.seed import NO_SEED, SeedFailed, load_seed
 from kgw.metrics import GatewayMetrics
 
 log = Logger()
 
-# How long a kernel may take to answer its first kernel_info, and to shut down politely.
-READY_TIMEOUT = 60.0
-# Starts of a kernel whose process exits before it answers, before the request fails.
-START_ATTEMPTS = 3
-LAST_ACTIVITY_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
-
-@attrs.define(eq=False)
-class Kernel:
-    """One kernel: its jupyter_client manager, its channel bridge and its lifecycle."""
-
-    id: str
-    name: str
-    manager: AsyncKernelManager
-    bridge: ChannelBridge
-    env: dict[str, str] = attrs.Factory(dict)  # the environment it was launched with
-    restarts: list[float] = attrs.Factory(list)  # reactor times of automatic restarts
-    lifecycle: Lifecycle = attrs.Factory(lambda self: Lifecycle(self.id), takes_self=True)
-    stop_reason: str = "requested"  # why it is being shut down, for the log
-    exit_watch: ExitWatch | None = None  # tells at once when its local process ends
-
-    @property
-    def dead(self) -> bool:
-        return self.lifecycle.state is State.DEAD
-
-    def model(self) -> dict[str, Any]:
-        """The kernel model of jupyter_server's REST API."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "last_activity": self.bridge.last_activity.strftime(LAST_ACTIVITY_FORMAT),
-            "execution_state": self.bridge.execution_state,
-            "connections": self.bridge.connection_count,
-        }
-
-
-class _ExitedWhileStarting(KernelStartFailed):
-    """The kernel process ended before it answered kernel_info."""
-
-
-async def _exit_code(manager: AsyncKernelManager) -> int | None:
-    provisioner = manager.provisioner
-    if provisioner is None:
-        return None
-    try:
-        code: int | None = await as_deferred(provisioner.poll())
-    except Exception:
-        return None
-    return code
-
-
-class KernelRegistry:
+class KernelRegistry(KernelRestarts):
     """Starts kernels through jupyter_client and keeps the ones that are running."""
 
     def __init__(
@@ -236,96 +189,6 @@ class KernelRegistry:
         )
         await self._stop_process(victim, now=True)
 
-    async def launch(self, name: str, env: dict[str, str]) -> Kernel:
-        """Start a kernel process, wait until it answers, run the seed; the kernel is ready.
-
-        A kernel whose process ends before it answers is started again, with new ports
-        (jupyter_client picks free ports before the kernel binds them, and on a busy host
-        another process can take one in between), up to START_ATTEMPTS times. The kernel is
-        not registered: the caller hands it to a client or keeps it pooled.
-        """
-        kernel_id = str(uuid.uuid4())
-        for attempt in range(1, START_ATTEMPTS + 1):
-            manager = await self._start_process(kernel_id, name, env)
-            bridge = self._bridge_factory(
-                kernel_id,
-                manager.get_connection_info(),
-                self._zmq,
-                self._clock,
-                self.metrics.traffic,
-            )
-            kernel = Kernel(kernel_id, name, manager, bridge, env)
-            try:
-                await self._make_ready(kernel)
-                return kernel
-            except KernelStartFailed as e:
-                exited = isinstance(e, _ExitedWhileStarting)
-                code = await _exit_code(manager) if exited else None
-                await self._stop_process(kernel, now=True)
-                if exited and attempt < START_ATTEMPTS:
-                    log.warn(
-                        "kernel {kernel_id} ({name}) exited while starting (exit code {code}); "
-                        "starting it again with new ports (attempt {attempt} of {attempts})",
-                        kernel_id=kernel_id,
-                        name=name,
-                        code=code,
-                        attempt=attempt + 1,
-                        attempts=START_ATTEMPTS,
-                    )
-                    continue
-                if exited:
-                    e = KernelStartFailed(
-                        f"Kernel {name} exited while starting, {START_ATTEMPTS} times "
-                        f"(last exit code {code}); see the gateway's log for its output"
-                    )
-                log.error(
-                    "kernel {kernel_id} ({name}) not started: {error}",
-                    kernel_id=kernel_id,
-                    name=name,
-                    error=e.message,
-                )
-                raise e from None
-        raise AssertionError("unreachable")
-
-    async def _start_process(
-        self, kernel_id: str, name: str, env: dict[str, str]
-    ) -> AsyncKernelManager:
-        manager: AsyncKernelManager = self._manager_factory(
-            kernel_name=name, kernel_spec_manager=self.kernel_spec_manager
-        )
-        output = self._outputs.get(kernel_id)
-        if output is None:
-            output = self._outputs[kernel_id] = self._output_factory(kernel_id, name, self._clock)
-        try:
-            await as_deferred(
-                manager.start_kernel(env=env, kernel_id=kernel_id, **output.launch_kwargs)
-            )
-        except Exception as e:
-            self._close_output(kernel_id)
-            # One line for the operator (a missing interpreter, a bad kernelspec, a
-            # provisioner's refusal), not jupyter_client's traceback.
-            log.error(
-                "kernel {kernel_id} ({name}) failed to start: {error}",
-                kernel_id=kernel_id,
-                name=name,
-                error=f"{type(e).__name__}: {e}",
-            )
-            raise KernelStartFailed(f"Kernel {name} failed to start: {e}") from None
-        return manager
-
-    async def _make_ready(self, kernel: Kernel) -> None:
-        async def alive() -> bool:
-            return await self.is_alive(kernel)
-
-        try:
-            await kernel.bridge.wait_ready(READY_TIMEOUT, alive=alive)
-        except KernelExited:
-            raise _ExitedWhileStarting(f"Kernel {kernel.name} exited while starting") from None
-        except (TimeoutError, ConnectionError) as e:
-            raise KernelStartFailed(f"Kernel {kernel.name} did not become ready: {e}") from None
-        if self.seed.applies_to(kernel.name):
-            await run_seed(kernel.bridge, self.seed.cells, alive)
-
     async def _launch_for_pool(self, name: str) -> Kernel:
         kernel = await self.launch(name, self.kernel_env(None))
         kernel.lifecycle.fire(Event.POOL)
@@ -427,7 +290,7 @@ class KernelRegistry:
             log.info("kernel {kernel_id} ({name}) started", kernel_id=kernel.id, name=name)
             self.metrics.observe_start("cold", requested)
         kernel.lifecycle.fire(Event.SERVE)
-        self._watch(kernel)
+        self.watch_for_death(kernel)
         self._kernels[kernel.id] = kernel
         self.refill()
         return kernel
@@ -440,139 +303,6 @@ class KernelRegistry:
         except RuntimeError as e:  # the process ended a moment ago: supervision will see it
             raise Conflict(f"Kernel {kernel_id} is not running: {e}") from None
         log.info("kernel {kernel_id} ({name}) interrupted", kernel_id=kernel_id, name=kernel.name)
-
-    async def restart(self, kernel_id: str) -> Kernel:
-        """Restart on a client's request (the seed runs again); a dead kernel starts afresh.
-
-        A new process that exits while starting counts as a death, as it would after an
-        automatic restart: it is tried again within the restart budget, then declared dead.
-        """
-        kernel = self.get(kernel_id)
-        fresh = kernel.lifecycle.state is State.DEAD
-        kernel.lifecycle.fire(Event.ASK_RESTART)  # 409 unless ready or dead
-        self.metrics.restarts.labels("requested").inc()
-        state = await self._restart(kernel, now=False, fresh=fresh)
-        if state is not State.READY:
-            raise KernelStartFailed(f"Kernel {kernel_id} failed to restart: it is {state.value}")
-        log.info(
-            "kernel {kernel_id} ({name}) restarted (requested)",
-            kernel_id=kernel_id,
-            name=kernel.name,
-        )
-        return kernel
-
-    def _spend_restart(self, kernel: Kernel) -> bool:
-        """Count one automatic restart; False when the budget in the window is spent."""
-        window = self._config.restart_window
-        now = self._clock.seconds()
-        kernel.restarts = [t for t in kernel.restarts if now - t < window]
-        if len(kernel.restarts) >= self._config.restart_limit:
-            return False
-        kernel.restarts.append(now)
-        return True
-
-    def _budget_reason(self, kernel: Kernel) -> str:
-        return f"{len(kernel.restarts)} restarts in {self._config.restart_window}s"
-
-    async def _restart(self, kernel: Kernel, now: bool, fresh: bool = False) -> State:
-        """Start new processes for a RESTARTING kernel until one is ready, the budget is
-        spent or a shutdown was asked for meanwhile; return the state it ends in.
-
-        Clients' shell requests are held from the start and sent to the new process after its
-        readiness check and seed, or answered with an error when it ends dead or stopped.
-        """
-        self._unwatch(kernel)  # this process ends on purpose, or already has
-        kernel.bridge.execution_state = "restarting"
-        kernel.bridge.hold()  # clients' code runs after the seed, in the new process
-        reason = ""
-        while True:
-            try:
-                if fresh:
-                    # A dead kernel's manager has let go of everything: start afresh, same id.
-                    kernel.manager = await self._start_process(kernel.id, kernel.name, kernel.env)
-                    fresh = False
-                else:
-                    await as_deferred(kernel.manager.restart_kernel(now=now))
-                kernel.bridge.connect(kernel.manager.get_connection_info())
-                kernel.bridge.broadcast_status("starting")
-                await self._make_ready(kernel)
-            except _ExitedWhileStarting:
-                # One more death: again within the budget, else dead.
-                spent = not self._spend_restart(kernel)
-                state = kernel.lifecycle.fire(Event.BUDGET_SPENT if spent else Event.DIED)
-                if state is State.RESTARTING:
-                    log.warn(
-                        "kernel {kernel_id} ({name}) exited while restarting; starting it again "
-                        "(restart {count} in {window}s)",
-                        kernel_id=kernel.id,
-                        name=kernel.name,
-                        count=len(kernel.restarts),
-                        window=self._config.restart_window,
-                    )
-                    kernel.bridge.broadcast_status("restarting")
-                    self.metrics.restarts.labels("died").inc()
-                    now = True
-                    continue
-                reason = self._budget_reason(kernel)
-            except Exception as e:
-                if not isinstance(e, KernelStartFailed):
-                    log.failure("kernel {kernel_id} failed to restart", kernel_id=kernel.id)
-                state = kernel.lifecycle.fire(Event.RESTART_FAILED)
-                reason = f"failed to restart: {getattr(e, 'message', None) or e}"
-            else:
-                state = kernel.lifecycle.fire(Event.RESTARTED)
-            break
-        if state is State.READY:
-            self._watch(kernel)
-            kernel.bridge.release()
-        elif state is State.DEAD:
-            await self._declare_dead(kernel, reason)
-        else:  # a shutdown was asked for while it restarted
-            await self._finish_shutdown(kernel, now=True)
-        return state
-
-    async def revive(self, kernel: Kernel) -> None:
-        """A kernel died on its own: restart it in place, or declare it dead if it keeps
-        dying. The state changes before the first await, so one death is seen once."""
-        if kernel.lifecycle.state is not State.READY:
-            return  # restarted, shut down or dead since supervision looked
-        spent = not self._spend_restart(kernel)
-        state = kernel.lifecycle.fire(Event.BUDGET_SPENT if spent else Event.DIED)
-        if state is State.DEAD:
-            await self._declare_dead(kernel, self._budget_reason(kernel))
-            return
-        log.warn(
-            "kernel {kernel_id} ({name}) died; restarting it (restart {count} in {window}s)",
-            kernel_id=kernel.id,
-            name=kernel.name,
-            count=len(kernel.restarts),
-            window=self._config.restart_window,
-        )
-        kernel.bridge.broadcast_status("restarting")
-        self.metrics.restarts.labels("died").inc()
-        if await self._restart(kernel, now=True) is State.READY:
-            log.info(
-                "kernel {kernel_id} ({name}) restarted (it had died)",
-                kernel_id=kernel.id,
-                name=kernel.name,
-            )
-
-    async def _declare_dead(self, kernel: Kernel, reason: str) -> None:
-        """The kernel is DEAD: make sure nothing of it runs, and tell its clients."""
-        self.metrics.deaths.inc()
-        log.error(
-            "kernel {kernel_id} ({name}) is dead: {reason}",
-            kernel_id=kernel.id,
-            name=kernel.name,
-            reason=reason,
-        )
-        try:
-            await as_deferred(kernel.manager.shutdown_kernel(now=True))
-        except Exception:
-            log.failure("kernel {kernel_id}: cleanup after death failed", kernel_id=kernel.id)
-        kernel.bridge.broadcast_status("dead")
-        kernel.bridge.disconnect()
-        kernel.bridge.release()  # nothing runs: what was held is answered with an error
 
     async def shutdown(self, kernel_id: str, now: bool = False, reason: str = "requested") -> None:
         """Shut a client's kernel down. During a restart the shutdown waits for it to end,
@@ -600,49 +330,6 @@ class KernelRegistry:
             reason=kernel.stop_reason,
         )
         self.refill()
-
-    def _watch(self, kernel: Kernel) -> None:
-        """Restart a READY kernel the moment its local process exits (see exits.py)."""
-
-        def exited() -> None:
-            if kernel.lifecycle.state is State.READY:
-                log.info(
-                    "kernel {kernel_id} ({name}): its process exited",
-                    kernel_id=kernel.id,
-                    name=kernel.name,
-                )
-                Deferred.fromCoroutine(self.revive(kernel)).addErrback(
-                    lambda failure: log.failure("kernel restart failed", failure)
-                )
-
-        self._unwatch(kernel)
-        kernel.exit_watch = watch_exit(self._clock, kernel.manager, exited)
-
-    def _unwatch(self, kernel: Kernel) -> None:
-        if kernel.exit_watch is not None:
-            kernel.exit_watch.stop()
-            kernel.exit_watch = None
-
-    async def _stop_process(self, kernel: Kernel, now: bool, process_gone: bool = False) -> None:
-        """Stop a kernel's process (unless it is dead), close its clients; it is GONE."""
-        self._unwatch(kernel)
-        was_dead = process_gone or kernel.lifecycle.state is State.DEAD
-        if kernel.lifecycle.state is not State.STOPPING:
-            kernel.lifecycle.fire(Event.ASK_SHUTDOWN)
-        kernel.bridge.close(1001, "kernel shut down")
-        try:
-            if not was_dead:
-                await as_deferred(kernel.manager.shutdown_kernel(now=now))
-        except Exception:
-            log.failure("kernel {kernel_id} did not shut down cleanly", kernel_id=kernel.id)
-        finally:
-            self._close_output(kernel.id)
-            kernel.lifecycle.fire(Event.STOPPED)
-
-    def _close_output(self, kernel_id: str) -> None:
-        output = self._outputs.pop(kernel_id, None)
-        if output is not None:
-            output.close()
 
     async def retire(self, kernel: Kernel) -> None:
         """Stop a kernel that is no longer pooled, and let the pool replace it."""
@@ -678,10 +365,6 @@ class KernelRegistry:
         if self._config.prespawn_count:
             return f"{self._config.source('prespawn-count')} ({name})"
         return f"kernelspec {name!r}"
-
-    async def is_alive(self, kernel: Kernel) -> bool:
-        alive: bool = await as_deferred(kernel.manager.is_alive())
-        return alive
 
     async def shutdown_all(self) -> None:
         """Shut every kernel down at once, pooled ones too (politely, then by force)."""

@@ -10,7 +10,8 @@ import attrs
 from twisted.logger import Logger
 
 from kgw.errors import NoSuchKernel, NotFound
-from kgw.kernels.registry import Kernel, KernelRegistry
+from kgw.kernels.kernel import Kernel
+from kgw.kernels.registry import KernelRegistry
 
 log = Logger()
 

@@ -13,8 +13,9 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 from kgw.config import GatewayConfig
+from kgw.kernels.kernel import Kernel
 from kgw.kernels.lifecycle import WATCHED, Event, State
-from kgw.kernels.registry import Kernel, KernelRegistry
+from kgw.kernels.registry import KernelRegistry
 
 log = Logger()
 

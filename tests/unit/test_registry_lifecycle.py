@@ -18,8 +18,9 @@ from twisted.internet.task import Clock
 from kgw.channels.bridge import KernelExited
 from kgw.config import GatewayConfig
 from kgw.errors import Conflict, KernelStartFailed
+from kgw.kernels.kernel import Kernel
 from kgw.kernels.lifecycle import State
-from kgw.kernels.registry import Kernel, KernelRegistry
+from kgw.kernels.registry import KernelRegistry
 
 
 class Script:
