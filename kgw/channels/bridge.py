@@ -4,27 +4,23 @@ from __future__ import annotations
 
 import functools
 import json
-import uuid
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from twisted.internet import defer
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 from txzmq import ZmqFactory
 
 from kgw.channels import wire
+from kgw.channels.gateway_client import GatewayClient
 from kgw.channels.inflight import InFlight
 from kgw.channels.router import Router
 from kgw.channels.sockets import KernelSockets, OpenSockets, Sockets
 from kgw.channels.traffic import TO_CLIENTS, TO_KERNEL, Traffic
 
 log = Logger()
-
-# How often a gateway request that was given a liveness check looks at the kernel's process.
-LIVENESS_INTERVAL = 1.0
 
 
 class KernelConnection(Hashable, Protocol):
@@ -116,10 +112,6 @@ def is_activity(parts: wire.Parts, execution_state: str) -> bool:
     return bool(parent_type) and parent_type not in UNTRACKED_MESSAGE_TYPES
 
 
-def _utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 class ChannelBridge:
     """Relays Jupyter messages between one kernel's ZeroMQ channels and its connections."""
 
@@ -142,8 +134,7 @@ class ChannelBridge:
             KernelSockets, zmq_factory
         )
         self._offline: dict[str, Offline] = {}  # by session id, oldest first
-        self._session = uuid.uuid4().hex
-        self._requests: dict[str, _GatewayRequest] = {}
+        self._gateway = GatewayClient(kernel_id, clock, self.send)
         # Connections holding frames until the end of this socket read, in order.
         self._corked: dict[Hashable, None] = {}
         # Clients' shell requests kept while the kernel restarts (see hold()).
@@ -152,7 +143,7 @@ class ChannelBridge:
         self.execution_state = "starting"
         self.last_activity = self._now()
         self.connect(connection_info)
-        self._router.attach(self)
+        self._router.attach(self._gateway)
 
     # --- sockets ---------------------------------------------------------------------------
 
@@ -184,12 +175,7 @@ class ChannelBridge:
         for offline in list(self._offline.values()):
             self._drop_offline(offline, reason)
         for connection in self._router.connections:
-            if connection is not self:
-                connection.close_for(code, reason)  # type: ignore[attr-defined]
-        for pending in list(self._requests.values()):
-            if not pending.done.called:
-                pending.done.errback(ConnectionError(reason))
-        self._requests.clear()
+            connection.close_for(code, reason)  # type: ignore[attr-defined]
         self._in_flight.clear()
         self._close_sockets()
 
@@ -198,7 +184,11 @@ class ChannelBridge:
     @property
     def connection_count(self) -> int:
         return len(
-            [c for c in self._router.connections if c is not self and not isinstance(c, Offline)]
+            [
+                c
+                for c in self._router.connections
+                if getattr(c, "is_client", True) and not isinstance(c, Offline)
+            ]
         )
 
     def attach(self, connection: KernelConnection, session_id: str = "") -> None:
@@ -293,13 +283,14 @@ class ChannelBridge:
         """Send a client's message to the kernel on the channel it names."""
         if parts.channel not in ("shell", "control", "stdin"):
             raise wire.FrameError(f"unknown channel {parts.channel!r}")
-        if self._held is not None and connection is not self and parts.channel == "shell":
+        client = getattr(connection, "is_client", True)
+        if self._held is not None and client and parts.channel == "shell":
             self._held.append((connection, parts))
             return
         if self._sockets is None:
             raise wire.FrameError("the kernel is not running")
         self._router.request(connection, parts)
-        if parts.channel == "shell" and connection is not self:
+        if parts.channel == "shell" and client:
             self._in_flight.sent(connection, parts)
         frames = wire.parts_to_zmq(parts, self._signer)
         self._traffic.add(parts.channel, TO_KERNEL, sum(map(len, frames)))
@@ -328,18 +319,12 @@ class ChannelBridge:
             self._note_progress(channel, msg_type, parts)
         if channel == "iopub" and msg_type == "status":
             self._note_status(parts)
-            if self._requests and self.execution_state == "idle":
-                self._gateway_idle(parts)
         recipients = self._router.route(parts)
         # Writes are batched: a connection is corked for the rest of this socket read and
         # written once at its end. The client whose request a broadcast reports on is
         # written at once, ahead of the other clients (often many idle viewers).
         requester = self._router.requester(parts) if len(recipients) > 1 else None
         for connection in recipients:
-            if connection is self:
-                if channel != "iopub":
-                    self._gateway_reply(parts)
-                continue
             if connection not in self._corked:
                 if connection is requester:
                     connection.deliver(parts)  # type: ignore[attr-defined]
@@ -375,35 +360,19 @@ class ChannelBridge:
         if isinstance(state, str):
             self.execution_state = state
 
-    # --- the gateway's own requests ---------------------------------------------------------
+    # --- the gateway's own requests, through its GatewayClient ---------------------------------
 
     def gateway_message(
         self, msg_type: str, content: dict[str, Any], channel: str = "shell", parent: Any = None
     ) -> wire.Parts:
-        """A message from the gateway itself (readiness checks, seed cells, status)."""
-        header = {
-            "msg_id": uuid.uuid4().hex,
-            "msg_type": msg_type,
-            "session": self._session,
-            "username": "kgw",
-            "date": _utcnow().isoformat(),
-            "version": "5.3",
-        }
-        return wire.message_to_parts(
-            {
-                "header": header,
-                "parent_header": parent or {},
-                "content": content,
-                "channel": channel,
-            }
-        )
+        return self._gateway.message(msg_type, content, channel, parent)
 
     def broadcast_status(self, execution_state: str) -> None:
         """Tell every client the kernel's state, as jupyter_server does around restarts."""
         self.execution_state = execution_state
         parts = self.gateway_message("status", {"execution_state": execution_state}, "iopub")
         for connection in self._router.connections:
-            if connection is not self:
+            if getattr(connection, "is_client", True):
                 connection.deliver(parts)  # type: ignore[attr-defined]
 
     async def request(
@@ -413,71 +382,8 @@ class ChannelBridge:
         timeout: float,
         alive: Callable[[], Awaitable[bool]] | None = None,
     ) -> dict[str, Any]:
-        """Send a shell request for the gateway; return the reply's content.
-
-        The reply counts only once the kernel's idle status for the request has arrived too,
-        so the request's output has all been published when this returns. With ``alive``,
-        the kernel's life is checked every LIVENESS_INTERVAL while the request waits, and
-        KernelExited raised when it has ended (rather than waiting out the timeout).
-        """
-        parts = self.gateway_message(msg_type, content)
-        done: Deferred[dict[str, Any]] = Deferred()
-        self._requests[parts.msg_id] = _GatewayRequest(done)
-        done.addTimeout(timeout, self._clock)
-        stop_watching = self._fail_if_it_exits(done, alive)
-        try:
-            self.send(self, parts)
-            return await done
-        except defer.TimeoutError:
-            raise TimeoutError(f"kernel {self.kernel_id}: no {msg_type} reply") from None
-        finally:
-            stop_watching()
-            self._requests.pop(parts.msg_id, None)
-
-    def _fail_if_it_exits(
-        self, waiting: Deferred[Any], alive: Callable[[], Awaitable[bool]] | None
-    ) -> Callable[[], None]:
-        """Fail ``waiting`` with KernelExited once ``alive`` says the kernel has ended, asking
-        every LIVENESS_INTERVAL; return what stops the asking."""
-        if alive is None:
-            return lambda: None
-        check: IDelayedCall | None = None
-
-        async def ask() -> bool:
-            return await alive()
-
-        def answered(is_alive: bool) -> None:
-            nonlocal check
-            if waiting.called:
-                return
-            if is_alive:
-                check = self._clock.callLater(LIVENESS_INTERVAL, look)
-            else:
-                waiting.errback(KernelExited(f"kernel {self.kernel_id} exited"))
-
-        def look() -> None:
-            asked: Deferred[bool] = Deferred.fromCoroutine(ask())
-            asked.addCallback(answered)
-            asked.addErrback(lambda failure: answered(True))  # unknown: go on waiting
-
-        def stop() -> None:
-            if check is not None and check.active():
-                check.cancel()
-
-        check = self._clock.callLater(LIVENESS_INTERVAL, look)
-        return stop
-
-    def _gateway_reply(self, parts: wire.Parts) -> None:
-        pending = self._requests.get(parts.parent_msg_id())
-        if pending is not None and parts.msg_type.endswith("_reply"):
-            pending.reply = json.loads(parts.content)
-            pending.settle()
-
-    def _gateway_idle(self, parts: wire.Parts) -> None:
-        pending = self._requests.get(parts.parent_msg_id())
-        if pending is not None:
-            pending.idle = True
-            pending.settle()
+        """The gateway's own shell request (see GatewayClient.request)."""
+        return await self._gateway.request(msg_type, content, timeout, alive)
 
     async def wait_ready(
         self,
@@ -486,52 +392,9 @@ class ChannelBridge:
         longest_wait: float = 1.0,
         alive: Callable[[], Awaitable[bool]] | None = None,
     ) -> None:
-        """Wait until the kernel answers kernel_info and reports idle on iopub.
+        """Wait until the kernel answers (see GatewayClient.wait_ready)."""
 
-        A SUB socket misses what is published before it has joined, so the request is
-        repeated until iopub carries the answer (jupyter_server calls this a nudge). The
-        waits between attempts start short and double up to ``longest_wait``: a kernel that
-        is up soon is found soon, and a slow one gets few extra requests.
-        """
-        deadline = self._clock.seconds() + timeout
-        wait = first_wait
-        while (remaining := deadline - self._clock.seconds()) > 0:
-            try:
-                await self.request("kernel_info_request", {}, min(wait, remaining))
-                break
-            except TimeoutError:
-                if alive is not None and not await alive():
-                    raise KernelExited(f"kernel {self.kernel_id} exited while starting") from None
-                wait = min(wait * 2, longest_wait)
-        else:
-            raise TimeoutError(f"kernel {self.kernel_id} did not answer within {timeout:.0f}s")
-        # The kernel listens on every port once it answers; stdin may still be reconnecting.
-        if self._sockets is not None:
-            joined = self._sockets.stdin_connected()
-            joined.addTimeout(max(0.0, deadline - self._clock.seconds()), self._clock)
-            stop_watching = self._fail_if_it_exits(joined, alive)
-            try:
-                await joined
-            except defer.TimeoutError:
-                raise TimeoutError(
-                    f"kernel {self.kernel_id}: its stdin channel did not connect"
-                ) from None
-            finally:
-                stop_watching()
+        def stdin_connected() -> Deferred[None] | None:
+            return self._sockets.stdin_connected() if self._sockets is not None else None
 
-
-class KernelExited(Exception):
-    """The kernel's process ended before it answered."""
-
-
-class _GatewayRequest:
-    """A request of the gateway's own: done once both its reply and its idle status came."""
-
-    def __init__(self, done: Deferred[dict[str, Any]]) -> None:
-        self.done = done
-        self.reply: dict[str, Any] | None = None
-        self.idle = False
-
-    def settle(self) -> None:
-        if self.reply is not None and self.idle and not self.done.called:
-            self.done.callback(self.reply)
+        await self._gateway.wait_ready(timeout, stdin_connected, first_wait, longest_wait, alive)

@@ -17,7 +17,7 @@ from jupyter_client.manager import AsyncKernelManager
 from twisted.logger import Logger
 
 from kgw.aio import as_deferred
-from kgw.channels.bridge import KernelExited
+from kgw.channels.gateway_client import KernelExited
 from kgw.errors import KernelStartFailed
 from kgw.kernels.exits import watch_exit
 from kgw.kernels.kernel import Kernel

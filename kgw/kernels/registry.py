@@ -21,7 +21,8 @@ from twisted.logger import Logger
 from txzmq import ZmqFactory
 
 from kgw.aio import as_deferred
-from kgw.channels.bridge import ChannelBridge, KernelExited
+from kgw.channels.bridge import ChannelBridge
+from kgw.channels.gateway_client import KernelExited
 from kgw.config import GatewayConfig
 from kgw.errors import (
     BadRequest,

@@ -8,7 +8,8 @@ from urllib.parse import unquote, urlsplit
 
 import attrs
 
-from kgw.channels.bridge import ChannelBridge, KernelExited
+from kgw.channels.bridge import ChannelBridge
+from kgw.channels.gateway_client import KernelExited
 from kgw.errors import ConfigError, KernelStartFailed
 
 # How long one seed cell may run.

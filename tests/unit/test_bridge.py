@@ -11,7 +11,8 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
 from kgw.channels import wire
-from kgw.channels.bridge import ChannelBridge, KernelExited
+from kgw.channels.bridge import ChannelBridge
+from kgw.channels.gateway_client import KernelExited
 
 KEY = b"secret-key"
 INFO = {"key": KEY.decode(), "signature_scheme": "hmac-sha256"}

@@ -15,7 +15,7 @@ import pytest
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
-from kgw.channels.bridge import KernelExited
+from kgw.channels.gateway_client import KernelExited
 from kgw.config import GatewayConfig
 from kgw.errors import Conflict, KernelStartFailed
 from kgw.kernels.kernel import Kernel
