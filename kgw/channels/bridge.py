@@ -9,13 +9,14 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
-from twisted.internet.interfaces import IDelayedCall, IReactorTime
+from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
 from txzmq import ZmqFactory
 
 from kgw.channels import wire
 from kgw.channels.gateway_client import GatewayClient
 from kgw.channels.inflight import InFlight
+from kgw.channels.offline import Offline, OfflineSessions
 from kgw.channels.router import Router
 from kgw.channels.sockets import KernelSockets, OpenSockets, Sockets
 from kgw.channels.traffic import TO_CLIENTS, TO_KERNEL, Traffic
@@ -33,41 +34,6 @@ class KernelConnection(Hashable, Protocol):
     def uncork(self) -> None: ...
 
     def close_for(self, code: int, reason: str) -> None: ...
-
-
-# Sessions of one kernel whose messages are kept while they are away, and for how long.
-MAX_OFFLINE_SESSIONS = 4
-OFFLINE_SECONDS = 600.0
-
-
-class Offline:
-    """Stands in for a client that went away: keeps what it would have been sent."""
-
-    def __init__(
-        self, session_id: str, limit: int, give_up: Callable[[Offline, str], None]
-    ) -> None:
-        self.session_id = session_id
-        self.expiry: IDelayedCall | None = None
-        self.messages: list[wire.Parts] = []
-        self._size = 0
-        self._limit = limit
-        self._give_up = give_up
-
-    def deliver(self, parts: wire.Parts) -> None:
-        self.messages.append(parts)
-        self._size += sum(map(len, parts.json_parts)) + sum(map(len, parts.buffers))
-        if self._size > self._limit:
-            self.messages.clear()
-            self._give_up(self, f"over {self._limit} bytes kept")
-
-    def cork(self) -> None:
-        pass
-
-    def uncork(self) -> None:
-        pass
-
-    def close_for(self, code: int, reason: str) -> None:
-        pass
 
 
 # Message types that are not user activity, as jupyter_server's MappingKernelManager counts
@@ -133,7 +99,7 @@ class ChannelBridge:
         self._open_sockets: OpenSockets = open_sockets or functools.partial(
             KernelSockets, zmq_factory
         )
-        self._offline: dict[str, Offline] = {}  # by session id, oldest first
+        self._offline = OfflineSessions(kernel_id, self._router, clock)
         self._gateway = GatewayClient(kernel_id, clock, self.send)
         # Connections holding frames until the end of this socket read, in order.
         self._corked: dict[Hashable, None] = {}
@@ -172,8 +138,7 @@ class ChannelBridge:
 
     def close(self, code: int = 1001, reason: str = "kernel shut down") -> None:
         """Close every client connection and every socket."""
-        for offline in list(self._offline.values()):
-            self._drop_offline(offline, reason)
+        self._offline.drop_all(reason)
         for connection in self._router.connections:
             connection.close_for(code, reason)  # type: ignore[attr-defined]
         self._in_flight.clear()
@@ -195,54 +160,17 @@ class ChannelBridge:
         """Connect a client; one coming back with its session id first gets what its
         session missed while it was away, replies included (jupyter_server's
         buffer_offline_messages)."""
-        offline = self._offline.pop(session_id, None) if session_id else None
-        if offline is None:
+        if not (session_id and self._offline.come_back(connection, session_id)):
             self._router.attach(connection)
-            return
-        if offline.expiry is not None and offline.expiry.active():
-            offline.expiry.cancel()
-        self._router.replace(offline, connection)
-        log.info(
-            "kernel {kernel_id}: session {session_id} is back; replaying {count} messages",
-            kernel_id=self.kernel_id,
-            session_id=session_id,
-            count=len(offline.messages),
-        )
-        for parts in offline.messages:
-            connection.deliver(parts)
 
     def detach(self, connection: KernelConnection, session_id: str = "", limit: int = 0) -> None:
         """Disconnect a client. With a session id (and while the kernel runs), what the
         session's requests and the kernel's broadcasts produce is kept, up to ``limit``
         bytes, for the session to collect when it reconnects."""
-        if not (session_id and limit and self._sockets is not None):
+        if session_id and limit and self._sockets is not None:
+            self._offline.go_away(connection, session_id, limit)
+        else:
             self._router.detach(connection)
-            return
-        previous = self._offline.get(session_id)
-        if previous is not None:
-            self._drop_offline(previous, "replaced")
-        offline = Offline(session_id, limit, self._drop_offline)
-        self._router.replace(connection, offline)
-        self._offline[session_id] = offline
-        offline.expiry = self._clock.callLater(
-            OFFLINE_SECONDS, self._drop_offline, offline, f"away over {OFFLINE_SECONDS:.0f}s"
-        )
-        while len(self._offline) > MAX_OFFLINE_SESSIONS:
-            oldest = next(iter(self._offline))
-            self._drop_offline(self._offline[oldest], "too many sessions away")
-
-    def _drop_offline(self, offline: Offline, reason: str) -> None:
-        if offline.expiry is not None and offline.expiry.active():
-            offline.expiry.cancel()
-        if self._offline.get(offline.session_id) is offline:
-            del self._offline[offline.session_id]
-        self._router.detach(offline)
-        log.info(
-            "kernel {kernel_id}: no longer keeping messages for session {session_id} ({reason})",
-            kernel_id=self.kernel_id,
-            session_id=offline.session_id,
-            reason=reason,
-        )
 
     def hold(self) -> None:
         """Keep clients' shell requests from now on, until release(): the kernel restarts.
