@@ -259,3 +259,62 @@ def test_status_broadcast_reaches_every_client(bridge: ChannelBridge) -> None:
     assert client.types() == ["status"]
     assert json.loads(client.got[0].content) == {"execution_state": "restarting"}
     assert bridge.execution_state == "restarting"
+
+
+def test_a_session_away_is_forgotten_after_its_time(bridge: ChannelBridge, clock: Clock) -> None:
+    from kgw.channels.offline import OFFLINE_SECONDS
+
+    client = Client()
+    bridge.attach(client, "sess")
+    bridge.detach(client, "sess", limit=1024)
+    assert "sess" in bridge._offline
+    clock.advance(OFFLINE_SECONDS)
+    assert "sess" not in bridge._offline
+    back = Client()
+    bridge.attach(back, "sess")
+    assert back.got == []
+
+
+def test_only_the_newest_sessions_away_are_kept(bridge: ChannelBridge) -> None:
+    from kgw.channels.offline import MAX_OFFLINE_SESSIONS
+
+    for n in range(MAX_OFFLINE_SESSIONS + 1):
+        client = Client()
+        bridge.attach(client, f"s{n}")
+        bridge.detach(client, f"s{n}", limit=1024)
+    assert "s0" not in bridge._offline
+    assert f"s{MAX_OFFLINE_SESSIONS}" in bridge._offline
+
+
+def test_a_session_away_that_would_need_too_much_is_given_up(bridge: ChannelBridge) -> None:
+    client = Client()
+    bridge.attach(client, "sess")
+    bridge.detach(client, "sess", limit=100)
+    sockets().kernel_says("iopub", "stream", None, name="stdout", text="x" * 200)
+    assert "sess" not in bridge._offline
+
+
+def test_a_gateway_request_to_a_kernel_that_lives_goes_on_waiting(
+    bridge: ChannelBridge, clock: Clock
+) -> None:
+    asked: list[None] = []
+
+    async def alive() -> bool:
+        asked.append(None)
+        return True
+
+    done = Deferred.fromCoroutine(bridge.request("kernel_info_request", {}, 10, alive))
+    clock.advance(1.0)
+    clock.advance(1.0)
+    assert len(asked) == 2 and not done.called
+    [(_, sent)] = sockets().sent
+    sockets().answer(sent)
+    assert done.called
+
+
+def test_a_gateway_request_fails_when_the_kernel_is_shut_down(bridge: ChannelBridge) -> None:
+    done = Deferred.fromCoroutine(bridge.request("kernel_info_request", {}, 10))
+    bridge.close(1001, "kernel shut down")
+    failure = done.result
+    done.addErrback(lambda _: None)
+    assert isinstance(failure.value, ConnectionError)
