@@ -63,3 +63,20 @@ def test_reached_fires_when_the_state_comes() -> None:
     assert not later.called
     life.fire(Event.STOPPED)
     assert later.result is State.GONE
+
+
+@pytest.mark.parametrize("state", list(State))
+@pytest.mark.parametrize("event", list(Event))
+def test_every_pair_either_moves_as_the_table_says_or_is_refused(
+    state: State, event: Event
+) -> None:
+    life = Lifecycle("k", state)
+    target = TRANSITIONS.get((state, event))
+    if target is None:
+        with pytest.raises(Conflict):
+            life.fire(event)
+        assert life.state is state
+        assert life.history == []
+    else:
+        assert life.fire(event) is target
+        assert life.history == [(state, event, target)]
