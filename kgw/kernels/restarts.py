@@ -77,6 +77,19 @@ class KernelRestarts(KernelProcesses):
         kernel.restarts.append(now)
         return True
 
+    def _restarting_after_death(self, kernel: Kernel, what: str) -> None:
+        """Say so in the log, to the clients and in the metrics: the kernel restarts."""
+        log.warn(
+            "kernel {kernel_id} ({name}) {what}; restarting it (restart {count} in {window}s)",
+            kernel_id=kernel.id,
+            name=kernel.name,
+            what=what,
+            count=len(kernel.restarts),
+            window=self._config.restart_window,
+        )
+        kernel.bridge.broadcast_status("restarting")
+        self.metrics.restarts.labels("died").inc()
+
     def _budget_reason(self, kernel: Kernel) -> str:
         return f"{len(kernel.restarts)} restarts in {self._config.restart_window}s"
 
@@ -107,16 +120,7 @@ class KernelRestarts(KernelProcesses):
                 spent = not self._spend_restart(kernel)
                 state = kernel.lifecycle.fire(Event.BUDGET_SPENT if spent else Event.DIED)
                 if state is State.RESTARTING:
-                    log.warn(
-                        "kernel {kernel_id} ({name}) exited while restarting; starting it again "
-                        "(restart {count} in {window}s)",
-                        kernel_id=kernel.id,
-                        name=kernel.name,
-                        count=len(kernel.restarts),
-                        window=self._config.restart_window,
-                    )
-                    kernel.bridge.broadcast_status("restarting")
-                    self.metrics.restarts.labels("died").inc()
+                    self._restarting_after_death(kernel, "exited while restarting")
                     now = True
                     continue
                 reason = self._budget_reason(kernel)
@@ -147,15 +151,7 @@ class KernelRestarts(KernelProcesses):
         if state is State.DEAD:
             await self._declare_dead(kernel, self._budget_reason(kernel))
             return
-        log.warn(
-            "kernel {kernel_id} ({name}) died; restarting it (restart {count} in {window}s)",
-            kernel_id=kernel.id,
-            name=kernel.name,
-            count=len(kernel.restarts),
-            window=self._config.restart_window,
-        )
-        kernel.bridge.broadcast_status("restarting")
-        self.metrics.restarts.labels("died").inc()
+        self._restarting_after_death(kernel, "died")
         if await self._restart(kernel, now=True) is State.READY:
             log.info(
                 "kernel {kernel_id} ({name}) restarted (it had died)",
