@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import functools
-import json
 from collections.abc import Awaitable, Callable, Hashable, Mapping
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol
 
 from twisted.internet.defer import Deferred
@@ -14,6 +13,7 @@ from twisted.logger import Logger
 from txzmq import ZmqFactory
 
 from kgw.channels import wire
+from kgw.channels.activity import Activity
 from kgw.channels.gateway_client import GatewayClient
 from kgw.channels.inflight import InFlight
 from kgw.channels.offline import Offline, OfflineSessions
@@ -34,48 +34,6 @@ class KernelConnection(Hashable, Protocol):
     def uncork(self) -> None: ...
 
     def close_for(self, code: int, reason: str) -> None: ...
-
-
-# Message types that are not user activity, as jupyter_server's MappingKernelManager counts
-# it (its untracked_message_types): culling then matches jupyter_server's.
-UNTRACKED_MESSAGE_TYPES = frozenset(
-    {
-        "comm_info_request",
-        "comm_info_reply",
-        "kernel_info_request",
-        "kernel_info_reply",
-        "shutdown_request",
-        "shutdown_reply",
-        "interrupt_request",
-        "interrupt_reply",
-        "debug_request",
-        "debug_reply",
-        "stream",
-        "display_data",
-        "update_display_data",
-        "execute_input",
-        "execute_result",
-        "error",
-        "status",
-        "clear_output",
-        "debug_event",
-        "input_request",
-        "input_reply",
-    }
-)
-
-
-def is_activity(parts: wire.Parts, execution_state: str) -> bool:
-    """jupyter_server's rule for user activity: an iopub message of a tracked type, or
-    about a request of one, or any while the kernel is busy."""
-    if parts.msg_type not in UNTRACKED_MESSAGE_TYPES or execution_state == "busy":
-        return True
-    try:
-        parent = json.loads(parts.parent_header)
-    except ValueError:
-        return False
-    parent_type = parent.get("msg_type") if isinstance(parent, dict) else None
-    return bool(parent_type) and parent_type not in UNTRACKED_MESSAGE_TYPES
 
 
 class ChannelBridge:
@@ -106,8 +64,7 @@ class ChannelBridge:
         # Clients' shell requests kept while the kernel restarts (see hold()).
         self._held: list[tuple[Hashable, wire.Parts]] | None = None
         self._in_flight = InFlight()  # clients' shell requests the kernel has not answered
-        self.execution_state = "starting"
-        self.last_activity = self._now()
+        self.activity = Activity(clock)  # execution state and last activity, for the model
         self.connect(connection_info)
         self._router.attach(self._gateway)
 
@@ -179,16 +136,23 @@ class ChannelBridge:
         they came, rather than before the seed or on the sockets of the process that died.
         """
         if self._held is None:
-            # Requests the kernel never began (sent after it died, or queued when it did)
-            # come first: they were sent before anything held from now on.
-            self._held = self._in_flight.not_begun()
+            if self._sockets is not None:
+                self._sockets.drain()  # a busy status still on its way marks a request begun
+            # Requests queued behind the one the kernel was running (sent after it died, or
+            # waiting when it did) come first: they were sent before anything held from now on.
+            self._held = self._in_flight.queued()
 
     def release(self) -> None:
         """Send the requests kept since hold(); when the kernel is not running (it ended
         dead, or shut down), answer each with a ``gateway_error`` saying so."""
         held, self._held = self._held or [], None
-        for connection, parts in self._in_flight.begun_unanswered():
-            self._refuse(connection, parts, "the kernel restarted while running this request")
+        for connection, parts in self._in_flight.unanswered():
+            self._refuse(
+                connection,
+                parts,
+                "the kernel restarted while this request may have been running; "
+                "it was not run again",
+            )
         for connection, parts in held:
             try:
                 self.send(connection, parts)
@@ -224,9 +188,17 @@ class ChannelBridge:
         self._traffic.add(parts.channel, TO_KERNEL, sum(map(len, frames)))
         self._sockets.send(parts.channel, frames)
 
-    def _now(self) -> datetime:
-        """The reactor's time (a test's Clock), as the UTC datetime models show."""
-        return datetime.fromtimestamp(self._clock.seconds(), UTC)
+    @property
+    def execution_state(self) -> str:
+        return self.activity.execution_state
+
+    @execution_state.setter
+    def execution_state(self, state: str) -> None:
+        self.activity.execution_state = state
+
+    @property
+    def last_activity(self) -> datetime:
+        return self.activity.last_activity
 
     def _from_kernel(self, channel: str, frames: list[bytes]) -> None:
         self._traffic.add(channel, TO_CLIENTS, sum(map(len, frames)))
@@ -241,12 +213,10 @@ class ChannelBridge:
                 error=str(e),
             )
             return
-        if channel == "iopub" and is_activity(parts, self.execution_state):
-            self.last_activity = self._now()
+        if channel == "iopub":
+            self.activity.seen(parts)
         if self._in_flight and channel in ("iopub", "shell"):
             self._note_progress(channel, msg_type, parts)
-        if channel == "iopub" and msg_type == "status":
-            self._note_status(parts)
         recipients = self._router.route(parts)
         # Writes are batched: a connection is corked for the rest of this socket read and
         # written once at its end. The client whose request a broadcast reports on is
@@ -279,14 +249,6 @@ class ChannelBridge:
             self._in_flight.answered(parent)
         elif b'"busy"' in parts.content:
             self._in_flight.begun(parent)
-
-    def _note_status(self, parts: wire.Parts) -> None:
-        try:
-            state = json.loads(parts.content).get("execution_state")
-        except (ValueError, AttributeError):
-            return
-        if isinstance(state, str):
-            self.execution_state = state
 
     # --- the gateway's own requests, through its GatewayClient ---------------------------------
 

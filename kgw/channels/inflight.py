@@ -1,15 +1,16 @@
 """Clients' shell requests the kernel has not answered yet, so that none is lost in a restart.
 
 A kernel that dies takes with it the requests queued on its sockets: those sent after it
-died and before supervision noticed, and any it had received but not begun. The bridge
-notes each client shell request it sends (:meth:`InFlight.sent`), when the kernel starts
-working on one (a ``busy`` status whose parent is the request) and when it is answered (a
-shell reply). When the kernel restarts, requests the kernel never began are sent again to
-the new process, after its readiness check and seed, in the order they came; requests it had
-begun are answered with an error, since they may have run in part.
+died and before the gateway noticed, and those waiting behind the one it was running. A
+kernel runs shell requests one at a time, in order, so of the requests it had not answered
+only the oldest can have begun (a ``busy`` status for it may never have left a process that
+was killed). When the kernel restarts, every request queued behind that one is sent again
+to the new process, after its readiness check and seed, in the order they came; the oldest
+is answered with an error instead, since it may have run, in part or whole: running it
+twice could do twice what it did once.
 
 Sans-I/O: no sockets, no clock. Bounded: at most MAX_IN_FLIGHT requests are remembered (the
-oldest are forgotten first, and would then not be sent again).
+oldest are forgotten first, and would then be neither sent again nor answered).
 """
 
 from __future__ import annotations
@@ -46,18 +47,19 @@ class InFlight:
     def answered(self, msg_id: str) -> None:
         self._requests.pop(msg_id, None)
 
-    def not_begun(self) -> list[tuple[Hashable, Parts]]:
-        """Take the requests the kernel never began, oldest first (to send them again)."""
-        taken = [(c, p) for c, p, begun in self._requests.values() if not begun]
+    def queued(self) -> list[tuple[Hashable, Parts]]:
+        """Take the requests that cannot have begun, oldest first (to send them again): all
+        but the oldest unanswered one, and none the kernel said it began."""
+        entries = list(self._requests.values())[1:]
+        taken = [(c, p) for c, p, begun in entries if not begun]
         for _, parts in taken:
             del self._requests[parts.msg_id]
         return taken
 
-    def begun_unanswered(self) -> list[tuple[Hashable, Parts]]:
-        """Take the requests the kernel began and never answered (to answer with an error)."""
-        taken = [(c, p) for c, p, begun in self._requests.values() if begun]
-        for _, parts in taken:
-            del self._requests[parts.msg_id]
+    def unanswered(self) -> list[tuple[Hashable, Parts]]:
+        """Take every request still unanswered (to answer each with an error)."""
+        taken = [(c, p) for c, p, _ in self._requests.values()]
+        self._requests.clear()
         return taken
 
     def clear(self) -> None:

@@ -33,6 +33,8 @@ class Sockets(Protocol):
 
     def stdin_connected(self) -> Deferred[None]: ...
 
+    def drain(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -85,6 +87,13 @@ class KernelSockets:
     def stdin_connected(self) -> Deferred[None]:
         return self._stdin_handshake.wait()
 
+    def drain(self) -> None:
+        """Read, now, every message already waiting on every channel (the kernel died: what
+        it said last, a busy status for a request it began, must be seen before deciding
+        which requests it never began)."""
+        for sock in self._sockets.values():
+            sock.drain()
+
     def close(self) -> None:
         self._stdin_handshake.close()
         for sock in self._sockets.values():
@@ -134,6 +143,19 @@ class _Socket(ZmqConnection):  # type: ignore[misc]
             self.read_scheduled = None
         try:
             self._read_batch()
+        finally:
+            self._on_batch_end()
+
+    def drain(self, most: int = 100_000) -> None:
+        """Read at most ``most`` messages that are waiting now, in one go."""
+        try:
+            for _ in range(most):
+                if self.factory is None or not self.socket.get(zmq.EVENTS) & zmq.POLLIN:
+                    return
+                try:
+                    self.messageReceived(self._readMultipart())
+                except zmq.Again:
+                    return
         finally:
             self._on_batch_end()
 

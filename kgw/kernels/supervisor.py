@@ -60,8 +60,11 @@ class KernelSupervisor:
         for kernel in registry.list():
             if kernel.lifecycle.state not in WATCHED:
                 continue
+            seen = len(kernel.lifecycle.history)
             if await registry.is_alive(kernel):
                 continue
+            if len(kernel.lifecycle.history) != seen:
+                continue  # restarted (its pidfd was quicker) or shut down while we asked
             # revive() changes the state at once (or does nothing if it changed meanwhile).
             Deferred.fromCoroutine(self._revive(kernel))
         for pool in registry.pools:

@@ -10,7 +10,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from kgw.channels import wire
-from kgw.channels.bridge import is_activity
+from kgw.channels.activity import is_activity
 from kgw.config import GatewayConfig
 from kgw.kernels.lifecycle import State
 from kgw.kernels.supervisor import KernelSupervisor

@@ -33,6 +33,7 @@ class Script:
         self.restarts: list[Deferred[None]] = []  # restart_kernel calls waiting to finish
         self.start_fails: Exception | None = None  # start_kernel raises it
         self.replies: list[dict[str, Any]] = []  # the bridge's answers to gateway requests
+        self.alive_answers: list[Deferred[bool]] = []  # is_alive answers, fired by the test
 
 
 class FakeManager:
@@ -67,6 +68,8 @@ class FakeManager:
         return succeed(None)
 
     def is_alive(self) -> Deferred[bool]:
+        if self.script.alive_answers:  # the test decides when the answer comes
+            return self.script.alive_answers.pop(0)
         return succeed(self.alive)
 
     def get_connection_info(self) -> dict[str, Any]:
@@ -567,3 +570,22 @@ def test_shutdown_all_stops_client_and_pooled_kernels() -> None:
     assert run(registry.shutdown_all()).called
     assert {k.lifecycle.state for k in kernels} == {State.GONE}
     assert registry.list() == []
+
+
+def test_supervision_does_not_restart_a_kernel_restarted_while_it_asked() -> None:
+    """The pidfd saw the death first and the kernel is back; the poll's late answer about
+    the old process must not restart it a second time."""
+    script = Script()
+    registry, supervisor, clock = supervised(script)
+    kernel = started(registry)
+    late: Deferred[bool] = Deferred()
+    script.alive_answers.append(late)
+    clock.advance(1.0)  # supervision asks about the old process
+    die(kernel)
+    run(registry.revive(kernel))  # the pidfd's way, meanwhile
+    script.restarts[0].callback(None)
+    assert kernel.lifecycle.state is State.READY
+    late.callback(False)  # the old process was dead, indeed
+    assert kernel.lifecycle.state is State.READY
+    assert len(script.restarts) == 1
+    supervisor.stop()
