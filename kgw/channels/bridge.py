@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable, Hashable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
+import zmq
 from twisted.internet.defer import Deferred
 from twisted.internet.interfaces import IReactorTime
 from twisted.logger import Logger
@@ -181,12 +182,19 @@ class ChannelBridge:
             return
         if self._sockets is None:
             raise wire.FrameError("the kernel is not running")
+        frames = wire.parts_to_zmq(parts, self._signer)
+        try:
+            self._sockets.send(parts.channel, frames)
+        except zmq.Again:  # its ZeroMQ queue is full: the kernel has not read for a while
+            raise wire.FrameError(
+                f"the kernel is not reading its {parts.channel} channel (queue full); "
+                "try again later"
+            ) from None
+        # Replies come back through the reactor, after this returns.
         self._router.request(connection, parts)
         if parts.channel == "shell" and client:
             self._in_flight.sent(connection, parts)
-        frames = wire.parts_to_zmq(parts, self._signer)
         self._traffic.add(parts.channel, TO_KERNEL, sum(map(len, frames)))
-        self._sockets.send(parts.channel, frames)
 
     @property
     def execution_state(self) -> str:

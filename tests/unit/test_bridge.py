@@ -323,3 +323,18 @@ def test_a_gateway_request_fails_when_the_kernel_is_shut_down(bridge: ChannelBri
     failure = done.result
     done.addErrback(lambda _: None)
     assert isinstance(failure.value, ConnectionError)
+
+
+def test_a_kernel_whose_queue_is_full_is_a_frame_error_not_a_crash(
+    bridge: ChannelBridge,
+) -> None:
+    import zmq
+
+    def full(channel: str, frames: list[bytes]) -> None:
+        raise zmq.Again()
+
+    sockets().send = full  # type: ignore[method-assign]
+    client = Client()
+    bridge.attach(client)
+    with pytest.raises(wire.FrameError, match="queue full"):
+        bridge.send(client, request())
