@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable, Hashable, Mapping
+from collections.abc import Hashable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -51,7 +51,6 @@ class ChannelBridge:
     ) -> None:
         self.kernel_id = kernel_id
         self._traffic = traffic or Traffic()
-        self._factory = zmq_factory
         self._clock = clock
         self._router: Router[Hashable] = Router()
         self._sockets: Sockets | None = None
@@ -59,7 +58,8 @@ class ChannelBridge:
             KernelSockets, zmq_factory
         )
         self._offline = OfflineSessions(kernel_id, self._router, clock)
-        self._gateway = GatewayClient(kernel_id, clock, self.send)
+        # The gateway's own requests (readiness checks, seed cells, env handouts).
+        self.gateway = GatewayClient(kernel_id, clock, self.send, self._stdin_connected)
         # Connections holding frames until the end of this socket read, in order.
         self._corked: dict[Hashable, None] = {}
         # Clients' shell requests kept while the kernel restarts (see hold()).
@@ -67,7 +67,7 @@ class ChannelBridge:
         self._in_flight = InFlight()  # clients' shell requests the kernel has not answered
         self.activity = Activity(clock)  # execution state and last activity, for the model
         self.connect(connection_info)
-        self._router.attach(self._gateway)
+        self._router.attach(self.gateway)
 
     # --- sockets ---------------------------------------------------------------------------
 
@@ -84,6 +84,9 @@ class ChannelBridge:
             curve = (info["curve_publickey"].encode(), info["curve_secretkey"].encode())
         self._sockets = self._open_sockets(info, curve, self._from_kernel, self._end_batch)
         self._router.clear_requests()
+
+    def _stdin_connected(self) -> Deferred[None] | None:
+        return self._sockets.stdin_connected() if self._sockets is not None else None
 
     def disconnect(self) -> None:
         """Close the kernel's sockets (it died); clients stay connected."""
@@ -258,41 +261,10 @@ class ChannelBridge:
         elif b'"busy"' in parts.content:
             self._in_flight.begun(parent)
 
-    # --- the gateway's own requests, through its GatewayClient ---------------------------------
-
-    def gateway_message(
-        self, msg_type: str, content: dict[str, Any], channel: str = "shell", parent: Any = None
-    ) -> wire.Parts:
-        return self._gateway.message(msg_type, content, channel, parent)
-
     def broadcast_status(self, execution_state: str) -> None:
         """Tell every client the kernel's state, as jupyter_server does around restarts."""
         self.execution_state = execution_state
-        parts = self.gateway_message("status", {"execution_state": execution_state}, "iopub")
+        parts = self.gateway.message("status", {"execution_state": execution_state}, "iopub")
         for connection in self._router.connections:
             if getattr(connection, "is_client", True):
                 connection.deliver(parts)  # type: ignore[attr-defined]
-
-    async def request(
-        self,
-        msg_type: str,
-        content: dict[str, Any],
-        timeout: float,
-        alive: Callable[[], Awaitable[bool]] | None = None,
-    ) -> dict[str, Any]:
-        """The gateway's own shell request (see GatewayClient.request)."""
-        return await self._gateway.request(msg_type, content, timeout, alive)
-
-    async def wait_ready(
-        self,
-        timeout: float,
-        first_wait: float = 0.1,
-        longest_wait: float = 1.0,
-        alive: Callable[[], Awaitable[bool]] | None = None,
-    ) -> None:
-        """Wait until the kernel answers (see GatewayClient.wait_ready)."""
-
-        def stdin_connected() -> Deferred[None] | None:
-            return self._sockets.stdin_connected() if self._sockets is not None else None
-
-        await self._gateway.wait_ready(timeout, stdin_connected, first_wait, longest_wait, alive)

@@ -51,10 +51,13 @@ class GatewayClient:
         kernel_id: str,
         clock: IReactorTime,
         send: Callable[[GatewayClient, wire.Parts], None],
+        stdin_connected: Callable[[], Deferred[None] | None] = lambda: None,
     ) -> None:
         self.kernel_id = kernel_id
         self._clock = clock
         self._send = send
+        # Fires once the kernel's stdin socket has its handshake (None: nothing to wait for).
+        self._stdin_connected = stdin_connected
         self.session = uuid.uuid4().hex
         self._pending: dict[str, _Pending] = {}
 
@@ -175,7 +178,6 @@ class GatewayClient:
     async def wait_ready(
         self,
         timeout: float,
-        stdin_connected: Callable[[], Deferred[None] | None],
         first_wait: float = 0.1,
         longest_wait: float = 1.0,
         alive: Callable[[], Awaitable[bool]] | None = None,
@@ -201,7 +203,7 @@ class GatewayClient:
         else:
             raise TimeoutError(f"kernel {self.kernel_id} did not answer within {timeout:.0f}s")
         # The kernel listens on every port once it answers; stdin may still be reconnecting.
-        joined = stdin_connected()
+        joined = self._stdin_connected()
         if joined is None:
             return
         joined.addTimeout(max(0.0, deadline - self._clock.seconds()), self._clock)

@@ -104,7 +104,7 @@ class KernelPools(KernelRestarts):
         }
         self._starting += 1  # held outside the pool while its variables are set
         try:
-            reply = await kernel.bridge.request(
+            reply = await kernel.bridge.gateway.request(
                 "execute_request", content, handout.APPLY_TIMEOUT, lambda: self.is_alive(kernel)
             )
             if reply.get("status") != "ok":

@@ -143,7 +143,7 @@ class KernelProcesses:
             return await self.is_alive(kernel)
 
         try:
-            await kernel.bridge.wait_ready(READY_TIMEOUT, alive=alive)
+            await kernel.bridge.gateway.wait_ready(READY_TIMEOUT, alive=alive)
         except KernelExited:
             raise _ExitedWhileStarting(f"Kernel {kernel.name} exited while starting") from None
         except (TimeoutError, ConnectionError) as e:

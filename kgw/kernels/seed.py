@@ -87,7 +87,9 @@ async def run_seed(
             "stop_on_error": True,
         }
         try:
-            reply = await bridge.request("execute_request", content, SEED_CELL_TIMEOUT, alive)
+            reply = await bridge.gateway.request(
+                "execute_request", content, SEED_CELL_TIMEOUT, alive
+            )
         except KernelExited:
             raise SeedFailed(f"seed cell {number}: the kernel exited while running it") from None
         except TimeoutError:

@@ -185,7 +185,7 @@ def test_held_requests_of_a_kernel_that_ends_dead_are_answered(bridge: ChannelBr
 
 
 def test_the_gateways_own_request_waits_for_reply_and_idle(bridge: ChannelBridge) -> None:
-    done = Deferred.fromCoroutine(bridge.request("kernel_info_request", {}, 10))
+    done = Deferred.fromCoroutine(bridge.gateway.request("kernel_info_request", {}, 10))
     [(_, sent)] = sockets().sent
     sockets().kernel_says("iopub", "status", sent, execution_state="busy")
     sockets().kernel_says("shell", "kernel_info_reply", sent, status="ok", implementation="x")
@@ -195,7 +195,7 @@ def test_the_gateways_own_request_waits_for_reply_and_idle(bridge: ChannelBridge
 
 
 def test_the_gateways_request_times_out_on_the_clock(bridge: ChannelBridge, clock: Clock) -> None:
-    done = Deferred.fromCoroutine(bridge.request("kernel_info_request", {}, 5))
+    done = Deferred.fromCoroutine(bridge.gateway.request("kernel_info_request", {}, 5))
     clock.advance(5)
     failure = done.result
     done.addErrback(lambda _: None)
@@ -203,7 +203,7 @@ def test_the_gateways_request_times_out_on_the_clock(bridge: ChannelBridge, cloc
 
 
 def test_wait_ready_nudges_with_doubling_waits(bridge: ChannelBridge, clock: Clock) -> None:
-    ready = Deferred.fromCoroutine(bridge.wait_ready(10, first_wait=0.1, longest_wait=0.4))
+    ready = Deferred.fromCoroutine(bridge.gateway.wait_ready(10, first_wait=0.1, longest_wait=0.4))
     for wait in (0.1, 0.2, 0.4, 0.4):
         assert not ready.called
         clock.advance(wait)
@@ -214,7 +214,7 @@ def test_wait_ready_nudges_with_doubling_waits(bridge: ChannelBridge, clock: Clo
 
 
 def test_wait_ready_stops_when_the_process_is_gone(bridge: ChannelBridge, clock: Clock) -> None:
-    ready = Deferred.fromCoroutine(bridge.wait_ready(10, alive=lambda: _false()))
+    ready = Deferred.fromCoroutine(bridge.gateway.wait_ready(10, alive=lambda: _false()))
     clock.advance(0.1)
     failure = ready.result
     ready.addErrback(lambda _: None)
@@ -308,7 +308,7 @@ def test_a_gateway_request_to_a_kernel_that_lives_goes_on_waiting(
         asked.append(None)
         return True
 
-    done = Deferred.fromCoroutine(bridge.request("kernel_info_request", {}, 10, alive))
+    done = Deferred.fromCoroutine(bridge.gateway.request("kernel_info_request", {}, 10, alive))
     clock.advance(1.0)
     clock.advance(1.0)
     assert len(asked) == 2 and not done.called
@@ -318,7 +318,7 @@ def test_a_gateway_request_to_a_kernel_that_lives_goes_on_waiting(
 
 
 def test_a_gateway_request_fails_when_the_kernel_is_shut_down(bridge: ChannelBridge) -> None:
-    done = Deferred.fromCoroutine(bridge.request("kernel_info_request", {}, 10))
+    done = Deferred.fromCoroutine(bridge.gateway.request("kernel_info_request", {}, 10))
     bridge.close(1001, "kernel shut down")
     failure = done.result
     done.addErrback(lambda _: None)

@@ -92,6 +92,7 @@ class FakeBridge:
         self.connection_count = 0
         self.statuses: list[str] = []
         self.holding = False
+        self.gateway = self  # the bridge's own client: wait_ready() and request() below
         self.requests: list[dict[str, Any]] = []
 
     async def request(self, msg_type: str, content: dict[str, Any], *args: Any) -> dict[str, Any]:
