@@ -142,6 +142,25 @@ class GatewayClient:
             stop_watching()
             self._pending.pop(parts.msg_id, None)
 
+    async def execute(
+        self,
+        code: str,
+        timeout: float,
+        alive: Callable[[], Awaitable[bool]] | None = None,
+        silent: bool = False,
+    ) -> dict[str, Any]:
+        """Run ``code`` for the gateway (nothing kept in the kernel's history, no stdin);
+        return the execute_reply's content."""
+        content = {
+            "code": code,
+            "silent": silent,
+            "store_history": False,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        }
+        return await self.request("execute_request", content, timeout, alive)
+
     def fail_if_it_exits(
         self, waiting: Deferred[Any], alive: Callable[[], Awaitable[bool]] | None
     ) -> Callable[[], None]:

@@ -71,17 +71,26 @@ class KernelPools(KernelRestarts):
         """A pooled kernel whose process still runs (one that died since supervision last
         looked is replaced, never handed out), or None."""
         while (kernel := pool.take(name)) is not None:
-            if await self.is_alive(kernel):
+            self._starting += 1  # out of the pool, still counted under --max-kernels
+            try:
+                alive = await self.is_alive(kernel)
+            finally:
+                self._starting -= 1
+            if alive:
                 return kernel
-            log.warn(
-                "{pool}: kernel {kernel_id} ({name}) had died; replacing it",
-                pool=pool.label,
-                kernel_id=kernel.id,
-                name=name,
-            )
-            kernel.lifecycle.fire(Event.DIED)
-            await self.retire(kernel)
+            await self.replace_dead(pool, kernel)
         return None
+
+    async def replace_dead(self, pool: KernelPool[Kernel], kernel: Kernel) -> None:
+        """A pooled kernel (already out of ``pool``) died: stop what is left, start another."""
+        log.warn(
+            "{pool}: kernel {kernel_id} ({name}) died; replacing it",
+            pool=pool.label,
+            kernel_id=kernel.id,
+            name=kernel.name,
+        )
+        kernel.lifecycle.fire(Event.DIED)
+        await self.retire(kernel)
 
     def refill(self) -> None:
         for pool in self.pools:
@@ -94,18 +103,11 @@ class KernelPools(KernelRestarts):
             return None
         target = self.kernel_env(client_env)
         to_set, to_unset = handout.changes(kernel.env, target), handout.removed(kernel.env, target)
-        content = {
-            "code": handout.python_code(to_set, to_unset),
-            "silent": True,
-            "store_history": False,
-            "user_expressions": {},
-            "allow_stdin": False,
-            "stop_on_error": True,
-        }
+        code = handout.python_code(to_set, to_unset)
         self._starting += 1  # held outside the pool while its variables are set
         try:
-            reply = await kernel.bridge.gateway.request(
-                "execute_request", content, handout.APPLY_TIMEOUT, lambda: self.is_alive(kernel)
+            reply = await kernel.bridge.gateway.execute(
+                code, handout.APPLY_TIMEOUT, lambda: self.is_alive(kernel), silent=True
             )
             if reply.get("status") != "ok":
                 raise KernelStartFailed(f"{reply.get('ename')}: {reply.get('evalue')}")

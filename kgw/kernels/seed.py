@@ -78,18 +78,8 @@ async def run_seed(
     for number, code in enumerate(cells, start=1):
         if not code.strip():
             continue
-        content = {
-            "code": code,
-            "silent": False,
-            "store_history": False,
-            "user_expressions": {},
-            "allow_stdin": False,
-            "stop_on_error": True,
-        }
         try:
-            reply = await bridge.gateway.request(
-                "execute_request", content, SEED_CELL_TIMEOUT, alive
-            )
+            reply = await bridge.gateway.execute(code, SEED_CELL_TIMEOUT, alive)
         except KernelExited:
             raise SeedFailed(f"seed cell {number}: the kernel exited while running it") from None
         except TimeoutError:

@@ -14,7 +14,7 @@ from twisted.python.failure import Failure
 
 from kgw.config import GatewayConfig
 from kgw.kernels.kernel import Kernel
-from kgw.kernels.lifecycle import WATCHED, Event, State
+from kgw.kernels.lifecycle import WATCHED, State
 from kgw.kernels.registry import KernelRegistry
 
 log = Logger()
@@ -70,14 +70,7 @@ class KernelSupervisor:
         for pool in registry.pools:
             for kernel in pool.ready():
                 if not await registry.is_alive(kernel) and pool.discard(kernel):
-                    log.warn(
-                        "{pool}: kernel {kernel_id} ({name}) died; replacing it",
-                        pool=pool.label,
-                        kernel_id=kernel.id,
-                        name=kernel.name,
-                    )
-                    kernel.lifecycle.fire(Event.DIED)
-                    await registry.retire(kernel)
+                    await registry.replace_dead(pool, kernel)
 
     async def _revive(self, kernel: Kernel) -> None:
         try:

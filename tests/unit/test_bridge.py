@@ -338,3 +338,19 @@ def test_a_kernel_whose_queue_is_full_is_a_frame_error_not_a_crash(
     bridge.attach(client)
     with pytest.raises(wire.FrameError, match="queue full"):
         bridge.send(client, request())
+
+
+def test_the_gateways_code_runs_without_history_or_stdin(bridge: ChannelBridge) -> None:
+    done = Deferred.fromCoroutine(bridge.gateway.execute("x = 1", 10, silent=True))
+    [(_, sent)] = sockets().sent
+    assert sent.msg_type == "execute_request"
+    assert json.loads(sent.content) == {
+        "code": "x = 1",
+        "silent": True,
+        "store_history": False,
+        "user_expressions": {},
+        "allow_stdin": False,
+        "stop_on_error": True,
+    }
+    sockets().answer(sent)
+    assert done.result["status"] == "ok"

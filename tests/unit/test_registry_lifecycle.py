@@ -92,11 +92,11 @@ class FakeBridge:
         self.connection_count = 0
         self.statuses: list[str] = []
         self.holding = False
-        self.gateway = self  # the bridge's own client: wait_ready() and request() below
+        self.gateway = self  # the bridge's own client: wait_ready() and execute() below
         self.requests: list[dict[str, Any]] = []
 
-    async def request(self, msg_type: str, content: dict[str, Any], *args: Any) -> dict[str, Any]:
-        self.requests.append(content)
+    async def execute(self, code: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        self.requests.append({"code": code, **kwargs})
         return self.script.replies.pop(0) if self.script.replies else {"status": "ok"}
 
     async def wait_ready(self, timeout: float, alive: Any = None) -> None:
@@ -186,6 +186,14 @@ def die(kernel: Kernel) -> None:
     kernel.manager.alive = False  # type: ignore[attr-defined]
 
 
+def failure_of(result: Deferred[Any]) -> BaseException:
+    """The exception a fired Deferred failed with (the failure is then handled)."""
+    failure = result.result
+    result.addErrback(lambda _: None)
+    assert failure.value is not None
+    return failure.value  # type: ignore[no-any-return]
+
+
 def test_delete_during_a_failing_automatic_restart_leaves_no_process() -> None:
     """Sequence 1: the restart's new process exits while starting, and a DELETE came
     meanwhile: the kernel is shut down, never restarted again, and nothing is left."""
@@ -251,9 +259,8 @@ def test_a_requested_restart_that_keeps_failing_ends_dead_and_answers_what_it_he
     restarted = run(registry.restart(kernel.id))
     script.ready.append(KernelExited("exited while starting"))
     script.restarts[0].callback(None)
-    failure = restarted.result
-    restarted.addErrback(lambda _: None)
-    assert isinstance(failure.value, KernelStartFailed)
+    error = failure_of(restarted)
+    assert isinstance(error, KernelStartFailed)
     assert kernel.lifecycle.state is State.DEAD
     assert kernel.bridge.statuses[-1] == "dead"  # type: ignore[attr-defined]
     held = kernel.bridge.holding  # type: ignore[attr-defined]
@@ -274,10 +281,9 @@ def test_interrupt_of_a_kernel_that_is_not_running_is_409(when: str) -> None:
     else:
         assert kernel.lifecycle.state is State.DEAD
     interrupted = run(registry.interrupt(kernel.id))
-    failure = interrupted.result
-    interrupted.addErrback(lambda _: None)
-    assert isinstance(failure.value, Conflict)
-    assert failure.value.status == 409
+    error = failure_of(interrupted)
+    assert isinstance(error, Conflict)
+    assert error.status == 409
     assert "interrupt_kernel" not in script.calls
 
 
@@ -287,9 +293,8 @@ def test_interrupt_of_a_process_that_just_died_is_409() -> None:
     kernel = started(registry)
     die(kernel)  # supervision has not noticed yet
     interrupted = run(registry.interrupt(kernel.id))
-    failure = interrupted.result
-    interrupted.addErrback(lambda _: None)
-    assert isinstance(failure.value, Conflict)
+    error = failure_of(interrupted)
+    assert isinstance(error, Conflict)
 
 
 def test_a_pooled_kernel_that_died_is_never_handed_out() -> None:
@@ -367,9 +372,8 @@ def test_restart_while_restarting_is_409() -> None:
     kernel = started(registry)
     run(registry.restart(kernel.id))
     again = run(registry.restart(kernel.id))
-    failure = again.result
-    again.addErrback(lambda _: None)
-    assert isinstance(failure.value, Conflict)
+    error = failure_of(again)
+    assert isinstance(error, Conflict)
     script.restarts[0].callback(None)
     assert kernel.lifecycle.state is State.READY
 
@@ -389,9 +393,8 @@ def test_the_pool_refills_after_a_handout_and_gives_way_under_the_limit() -> Non
     assert replacement.lifecycle.state is State.GONE
     assert registry.pool.ready() == []
     refused = run(registry.start("python3", {}))
-    failure = refused.result
-    refused.addErrback(lambda _: None)
-    assert failure.value.status == 403
+    error = failure_of(refused)
+    assert error.status == 403
 
 
 def test_a_pool_start_that_fails_at_startup_stops_it_naming_the_setting() -> None:
@@ -399,9 +402,8 @@ def test_a_pool_start_that_fails_at_startup_stops_it_naming_the_setting() -> Non
     registry = make_registry(script, pool=(("python3", 1),), sources={"pool": "KGW_POOL"})
     script.ready.append(TimeoutError("no answer"))
     checked = run(registry.startup_check())
-    failure = checked.result
-    checked.addErrback(lambda _: None)
-    assert str(failure.value) == "KGW_POOL python3: Kernel python3 did not become ready: no answer"
+    error = failure_of(checked)
+    assert str(error) == "KGW_POOL python3: Kernel python3 did not become ready: no answer"
 
 
 def test_the_env_pool_sets_the_requests_variables_in_the_kernel_it_hands_out() -> None:
@@ -493,13 +495,6 @@ def test_idle_kernels_are_culled_by_the_reactors_clock() -> None:
 
 
 # --- starting: retries, failures, startup checks ---------------------------------------------
-
-
-def failure_of(result: Deferred[Any]) -> BaseException:
-    failure = result.result
-    result.addErrback(lambda _: None)
-    assert failure.value is not None
-    return failure.value  # type: ignore[no-any-return]
 
 
 def test_a_kernel_that_exits_while_starting_is_started_again_with_new_ports() -> None:
