@@ -37,6 +37,26 @@ def _int(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def _bytes(minimum: int) -> Callable[[str], int]:
+    """A size in bytes: a whole number, or one with K, M, G or T (powers of 1024)."""
+
+    def parse(value: str) -> int:
+        text = value.strip().upper().removesuffix("IB").removesuffix("B")
+        unit = text[-1:] if text[-1:] in _UNITS else ""
+        try:
+            number = int(text[: len(text) - len(unit)]) * _UNITS[unit]
+        except ValueError:
+            raise ConfigError(f"expected a size such as 64M or 2G, got {value!r}") from None
+        if number < minimum:
+            raise ConfigError(f"must be at least {minimum} bytes, got {value!r}")
+        return number
+
+    return parse
+
+
 def _bool(value: str) -> bool:
     lowered = value.strip().lower()
     if lowered in ("true", "1", "yes", "on"):
@@ -369,11 +389,38 @@ SETTINGS: tuple[Setting, ...] = (
         WEBSOCKETS,
     ),
     Setting(
-        "max-ws-buffer",
-        "KGW_MAX_WS_BUFFER",
-        str(64 * MiB),
-        _int(MiB),
-        "Bytes a slow websocket client may fall behind before it is closed (at least 1 MiB).",
+        "ws-stall-timeout",
+        "KGW_WS_STALL_TIMEOUT",
+        "30",
+        _int(0),
+        "Seconds a websocket client may read nothing while output waits for it before it is "
+        "closed (1008); a slow client that reads is never closed (0: never).",
+        WEBSOCKETS,
+    ),
+    Setting(
+        "ws-backlog-memory",
+        "KGW_WS_BACKLOG_MEMORY",
+        "8M",
+        _bytes(MiB),
+        "Bytes of a kernel's output kept in memory for clients that read slower than it "
+        "writes; the rest goes to unnamed files in --ws-backlog-dir.",
+        WEBSOCKETS,
+    ),
+    Setting(
+        "ws-backlog-limit",
+        "KGW_WS_BACKLOG_LIMIT",
+        "2G",
+        _bytes(16 * MiB),
+        "Bytes of a kernel's output kept in all (memory and disk) for clients behind; past "
+        "it the oldest is given up and those clients are told how much they missed.",
+        WEBSOCKETS,
+    ),
+    Setting(
+        "ws-backlog-dir",
+        "KGW_WS_BACKLOG_DIR",
+        "",
+        _text,
+        "Directory of the backlog's files (default: the system's temporary directory).",
         WEBSOCKETS,
     ),
 )
@@ -449,7 +496,10 @@ class GatewayConfig:
     list_kernels: bool = _default("list-kernels")
     env_process_whitelist: tuple[str, ...] = _default("env-process-whitelist")
     env_whitelist: tuple[str, ...] = _default("env-whitelist")
-    max_ws_buffer: int = _default("max-ws-buffer")
+    ws_stall_timeout: int = _default("ws-stall-timeout")
+    ws_backlog_memory: int = _default("ws-backlog-memory")
+    ws_backlog_limit: int = _default("ws-backlog-limit")
+    ws_backlog_dir: str = _default("ws-backlog-dir")
     ws_ping_interval: int = _default("ws-ping-interval")
     ws_ping_timeout: int = _default("ws-ping-timeout")
     prespawn_count: int = _default("prespawn-count")
@@ -516,6 +566,11 @@ def load(
             values[setting.name] = setting.parse(raw)
         except ConfigError as e:
             raise ConfigError(f"{source}: {e}") from None
+    if values["ws-backlog-memory"] > values["ws-backlog-limit"]:
+        raise ConfigError(
+            f"{sources['ws-backlog-memory']}: {values['ws-backlog-memory']} bytes is more than "
+            f"{sources['ws-backlog-limit']} ({values['ws-backlog-limit']} bytes)"
+        )
     listen = values["listen"]
     port_retries = 0
     if not listen:

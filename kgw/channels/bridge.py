@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Hashable, Mapping
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 import zmq
 from twisted.internet.defer import Deferred
@@ -15,26 +15,15 @@ from txzmq import ZmqFactory
 
 from kgw.channels import wire
 from kgw.channels.activity import Activity
+from kgw.channels.backlog import BacklogSettings, Consumer, Reader
 from kgw.channels.gateway_client import GatewayClient
 from kgw.channels.inflight import InFlight
-from kgw.channels.offline import Offline, OfflineSessions
+from kgw.channels.offline import OfflineSessions
 from kgw.channels.router import Router
 from kgw.channels.sockets import KernelSockets, OpenSockets, Sockets
 from kgw.channels.traffic import TO_CLIENTS, TO_KERNEL, Traffic
 
 log = Logger()
-
-
-class KernelConnection(Hashable, Protocol):
-    """What the bridge needs of a client connection."""
-
-    def deliver(self, parts: wire.Parts) -> None: ...
-
-    def cork(self) -> None: ...
-
-    def uncork(self) -> None: ...
-
-    def close_for(self, code: int, reason: str) -> None: ...
 
 
 class ChannelBridge:
@@ -48,6 +37,7 @@ class ChannelBridge:
         clock: IReactorTime,
         traffic: Traffic | None = None,
         open_sockets: OpenSockets | None = None,
+        backlog: BacklogSettings | None = None,
     ) -> None:
         self.kernel_id = kernel_id
         self._traffic = traffic or Traffic()
@@ -57,11 +47,12 @@ class ChannelBridge:
         self._open_sockets: OpenSockets = open_sockets or functools.partial(
             KernelSockets, zmq_factory
         )
-        self._offline = OfflineSessions(kernel_id, self._router, clock)
+        # The kernel's broadcasts, kept once until every client has read them.
+        self._backlog = (backlog or BacklogSettings()).open(kernel_id)
+        self._offline = OfflineSessions(kernel_id, self._forget, clock)
         # The gateway's own requests (readiness checks, seed cells, env handouts).
         self.gateway = GatewayClient(kernel_id, clock, self.send, self._stdin_connected)
-        # Connections holding frames until the end of this socket read, in order.
-        self._corked: dict[Hashable, None] = {}
+        self._appended = False  # broadcasts came in this socket read
         # Clients' shell requests kept while the kernel restarts (see hold()).
         self._held: list[tuple[Hashable, wire.Parts]] | None = None
         self._in_flight = InFlight()  # clients' shell requests the kernel has not answered
@@ -100,38 +91,52 @@ class ChannelBridge:
     def close(self, code: int = 1001, reason: str = "kernel shut down") -> None:
         """Close every client connection and every socket."""
         self._offline.drop_all(reason)
-        for connection in self._router.connections:
-            connection.close_for(code, reason)  # type: ignore[attr-defined]
+        for reader in self._backlog.readers:
+            reader.close_for(code, reason)
+        self.gateway.close_for(code, reason)
         self._in_flight.clear()
         self._close_sockets()
+        self._backlog.close()
 
     # --- connections -----------------------------------------------------------------------
 
     @property
+    def clock(self) -> IReactorTime:
+        return self._clock
+
+    @property
     def connection_count(self) -> int:
-        return len(
-            [
-                c
-                for c in self._router.connections
-                if getattr(c, "is_client", True) and not isinstance(c, Offline)
-            ]
-        )
+        return len([r for r in self._backlog.readers if r.consumer is not None])
 
-    def attach(self, connection: KernelConnection, session_id: str = "") -> None:
-        """Connect a client; one coming back with its session id first gets what its
-        session missed while it was away, replies included (jupyter_server's
-        buffer_offline_messages)."""
-        if not (session_id and self._offline.come_back(connection, session_id)):
-            self._router.attach(connection)
+    @property
+    def backlog_bytes(self) -> tuple[int, int]:
+        """Bytes of broadcasts kept for clients behind: (in memory, on disk)."""
+        return self._backlog.memory, self._backlog.disk
 
-    def detach(self, connection: KernelConnection, session_id: str = "", limit: int = 0) -> None:
-        """Disconnect a client. With a session id (and while the kernel runs), what the
-        session's requests and the kernel's broadcasts produce is kept, up to ``limit``
-        bytes, for the session to collect when it reconnects."""
-        if session_id and limit and self._sockets is not None:
-            self._offline.go_away(connection, session_id, limit)
+    def attach(self, consumer: Consumer, session_id: str = "") -> Reader:
+        """Connect a client; one coming back with the id of a session that dropped reads on
+        from where it stopped, replies included (jupyter_server's buffer_offline_messages)."""
+        reader = self._offline.come_back(session_id) if session_id else None
+        if reader is None:
+            reader = self._backlog.reader()
+            self._router.attach(reader)
+        reader.consumer = consumer
+        reader.pump()
+        return reader
+
+    def detach(self, reader: Reader, session_id: str = "", keep: bool = False) -> None:
+        """Disconnect a client. With a session id and ``keep`` (and while the kernel runs),
+        its reader stays: what the session's requests and the kernel's broadcasts produce
+        waits for it to reconnect."""
+        if session_id and keep and self._sockets is not None:
+            self._offline.go_away(reader, session_id)
         else:
-            self._router.detach(connection)
+            self._forget(reader)
+
+    def _forget(self, reader: Reader) -> None:
+        reader.consumer = None
+        self._router.detach(reader)
+        self._backlog.remove(reader)
 
     def hold(self) -> None:
         """Keep clients' shell requests from now on, until release(): the kernel restarts.
@@ -229,24 +234,36 @@ class ChannelBridge:
         if self._in_flight and channel in ("iopub", "shell"):
             self._note_progress(channel, msg_type, parts)
         recipients = self._router.route(parts)
-        # Writes are batched: a connection is corked for the rest of this socket read and
-        # written once at its end. The client whose request a broadcast reports on is
-        # written at once, ahead of the other clients (often many idle viewers).
-        requester = self._router.requester(parts) if len(recipients) > 1 else None
-        for connection in recipients:
-            if connection not in self._corked:
-                if connection is requester:
-                    connection.deliver(parts)  # type: ignore[attr-defined]
-                    continue
-                self._corked[connection] = None
-                connection.cork()  # type: ignore[attr-defined]
-            connection.deliver(parts)  # type: ignore[attr-defined]
+        if channel != "iopub":  # a reply, or an input_request, for one connection
+            for connection in recipients:
+                connection.deliver(parts)  # type: ignore[attr-defined]
+            return
+        clients = len(recipients)
+        if self.gateway in recipients:
+            self.gateway.deliver(parts)
+            clients -= 1
+        if clients:
+            # Kept once for every client; each is written from the backlog as its transport
+            # takes it, at the end of this socket read. The client whose request the
+            # message reports on is written at once, ahead of the others (often many idle
+            # viewers).
+            self._backlog.append(parts)
+            self._appended = True
+            requester = self._router.requester(parts) if clients > 1 else None
+            if isinstance(requester, Reader):
+                requester.pump(release=False)
 
     def _end_batch(self) -> None:
-        """A socket read ended: send what each connection got in it."""
-        corked, self._corked = self._corked, {}
-        for connection in corked:
-            connection.uncork()  # type: ignore[attr-defined]
+        """A socket read ended: write what it brought to each client."""
+        if self._appended:
+            self._appended = False
+            self._pump_all()
+
+    def _pump_all(self) -> None:
+        for reader in self._backlog.readers:
+            if reader.pending:
+                reader.pump(release=False)
+        self._backlog.release()
 
     def _note_progress(self, channel: str, msg_type: str, parts: wire.Parts) -> None:
         """A client request begun (a busy status about it) or answered (its shell reply)."""
@@ -265,6 +282,6 @@ class ChannelBridge:
         """Tell every client the kernel's state, as jupyter_server does around restarts."""
         self.execution_state = execution_state
         parts = self.gateway.message("status", {"execution_state": execution_state}, "iopub")
-        for connection in self._router.connections:
-            if getattr(connection, "is_client", True):
-                connection.deliver(parts)  # type: ignore[attr-defined]
+        if self._backlog.readers:
+            self._backlog.append(parts)
+            self._pump_all()

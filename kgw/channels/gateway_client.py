@@ -100,12 +100,6 @@ class GatewayClient:
             pending.reply = json.loads(parts.content)
             pending.settle()
 
-    def cork(self) -> None:
-        pass
-
-    def uncork(self) -> None:
-        pass
-
     def close_for(self, code: int, reason: str) -> None:
         """The kernel is shut down: fail what still waits."""
         for pending in list(self._pending.values()):

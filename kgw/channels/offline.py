@@ -1,20 +1,21 @@
-"""Sessions away: what a client that dropped would have been sent, kept for its return.
+"""Sessions away: the readers of clients that dropped, kept for their return.
 
 jupyter_server's clients name their session (``session_id``); one whose connection drops
-without a clean close may come back. Until then an :class:`Offline` stands in for it in the
-kernel's router and keeps its messages (its requests' replies and the broadcasts), up to a
-byte limit, at most MAX_OFFLINE_SESSIONS sessions per kernel, for OFFLINE_SECONDS.
+without a clean close may come back. Until then its :class:`~kgw.channels.backlog.Reader`
+stays in the kernel's router and backlog without a consumer: its requests' replies and
+the kernel's broadcasts wait for it there (within the backlog's limit), at most
+MAX_OFFLINE_SESSIONS sessions per kernel, for OFFLINE_SECONDS. A connection that comes back
+with the session id takes the reader over and reads on from where the last one stopped.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable
+from collections.abc import Callable
 
 from twisted.internet.interfaces import IDelayedCall, IReactorTime
 from twisted.logger import Logger
 
-from kgw.channels import wire
-from kgw.channels.router import Router
+from kgw.channels.backlog import Reader
 
 log = Logger()
 
@@ -23,95 +24,62 @@ MAX_OFFLINE_SESSIONS = 4
 OFFLINE_SECONDS = 600.0
 
 
-class Offline:
-    """Stands in for a client that went away: keeps what it would have been sent."""
-
-    def __init__(
-        self, session_id: str, limit: int, give_up: Callable[[Offline, str], None]
-    ) -> None:
-        self.session_id = session_id
-        self.expiry: IDelayedCall | None = None
-        self.messages: list[wire.Parts] = []
-        self._size = 0
-        self._limit = limit
-        self._give_up = give_up
-
-    def deliver(self, parts: wire.Parts) -> None:
-        self.messages.append(parts)
-        self._size += sum(map(len, parts.json_parts)) + sum(map(len, parts.buffers))
-        if self._size > self._limit:
-            self.messages.clear()
-            self._give_up(self, f"over {self._limit} bytes kept")
-
-    def cork(self) -> None:
-        pass
-
-    def uncork(self) -> None:
-        pass
-
-    def close_for(self, code: int, reason: str) -> None:
-        pass
-
-
 class OfflineSessions:
     """The sessions of one kernel that are away, oldest first."""
 
-    def __init__(self, kernel_id: str, router: Router[Hashable], clock: IReactorTime) -> None:
+    def __init__(
+        self, kernel_id: str, forget: Callable[[Reader], None], clock: IReactorTime
+    ) -> None:
         self._kernel_id = kernel_id
-        self._router = router
+        self._forget = forget  # removes a reader from the router and the backlog
         self._clock = clock
-        self._away: dict[str, Offline] = {}
+        self._away: dict[str, tuple[Reader, IDelayedCall]] = {}
 
     def __contains__(self, session_id: str) -> bool:
         return session_id in self._away
 
-    def come_back(self, connection: Hashable, session_id: str) -> bool:
-        """If ``session_id`` is away, put ``connection`` in its place and replay what it
-        missed; False when the session is not known."""
-        offline = self._away.pop(session_id, None)
-        if offline is None:
-            return False
-        if offline.expiry is not None and offline.expiry.active():
-            offline.expiry.cancel()
-        self._router.replace(offline, connection)
+    def come_back(self, session_id: str) -> Reader | None:
+        """The reader of ``session_id`` if it is away (no longer away from now on)."""
+        away = self._away.pop(session_id, None)
+        if away is None:
+            return None
+        reader, expiry = away
+        if expiry.active():
+            expiry.cancel()
         log.info(
-            "kernel {kernel_id}: session {session_id} is back; replaying {count} messages",
+            "kernel {kernel_id}: session {session_id} is back",
             kernel_id=self._kernel_id,
             session_id=session_id,
-            count=len(offline.messages),
         )
-        for parts in offline.messages:
-            connection.deliver(parts)  # type: ignore[attr-defined]
-        return True
+        return reader
 
-    def go_away(self, connection: Hashable, session_id: str, limit: int) -> None:
-        """``connection`` dropped: keep up to ``limit`` bytes for its session."""
-        previous = self._away.get(session_id)
-        if previous is not None:
-            self.drop(previous, "replaced")
-        offline = Offline(session_id, limit, self.drop)
-        self._router.replace(connection, offline)
-        self._away[session_id] = offline
-        offline.expiry = self._clock.callLater(
-            OFFLINE_SECONDS, self.drop, offline, f"away over {OFFLINE_SECONDS:.0f}s"
+    def go_away(self, reader: Reader, session_id: str) -> None:
+        """``reader``'s connection dropped: keep it for its session."""
+        reader.consumer = None
+        if session_id in self._away:
+            self.drop(session_id, "replaced")
+        expiry = self._clock.callLater(
+            OFFLINE_SECONDS, self.drop, session_id, f"away over {OFFLINE_SECONDS:.0f}s"
         )
+        self._away[session_id] = (reader, expiry)
         while len(self._away) > MAX_OFFLINE_SESSIONS:
-            oldest = next(iter(self._away))
-            self.drop(self._away[oldest], "too many sessions away")
+            self.drop(next(iter(self._away)), "too many sessions away")
 
-    def drop(self, offline: Offline, reason: str) -> None:
-        if offline.expiry is not None and offline.expiry.active():
-            offline.expiry.cancel()
-        if self._away.get(offline.session_id) is offline:
-            del self._away[offline.session_id]
-        self._router.detach(offline)
+    def drop(self, session_id: str, reason: str) -> None:
+        away = self._away.pop(session_id, None)
+        if away is None:
+            return
+        reader, expiry = away
+        if expiry.active():
+            expiry.cancel()
+        self._forget(reader)
         log.info(
             "kernel {kernel_id}: no longer keeping messages for session {session_id} ({reason})",
             kernel_id=self._kernel_id,
-            session_id=offline.session_id,
+            session_id=session_id,
             reason=reason,
         )
 
     def drop_all(self, reason: str) -> None:
-        for offline in list(self._away.values()):
-            self.drop(offline, reason)
+        for session_id in list(self._away):
+            self.drop(session_id, reason)

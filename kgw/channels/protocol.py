@@ -9,12 +9,13 @@ from autobahn.twisted.resource import WebSocketResource
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from autobahn.websocket.types import ConnectionRequest
 from twisted.internet import tcp
-from twisted.internet.interfaces import IAddress, IPushProducer
+from twisted.internet.interfaces import IAddress, IDelayedCall, IPushProducer
 from twisted.logger import Logger
 from twisted.web.http import RESPONSES
 from zope.interface import implementer
 
-from kgw.channels import wire
+from kgw.channels import frames, wire
+from kgw.channels.backlog import Reader
 from kgw.channels.bridge import ChannelBridge
 from kgw.errors import error_body
 
@@ -22,7 +23,7 @@ log = Logger()
 
 # Close codes (RFC 6455): going away, policy violation (a client too slow to keep up).
 GOING_AWAY = 1001
-TOO_SLOW = 1008
+STALLED = 1008
 MAX_CLIENT_MESSAGE = 256 * 1024 * 1024
 
 
@@ -30,25 +31,28 @@ MAX_CLIENT_MESSAGE = 256 * 1024 * 1024
 class ChannelsProtocol(WebSocketServerProtocol):
     """Relays one client's frames to its kernel's bridge, and the kernel's messages back.
 
-    Flow control: the protocol is the push producer of its transport, so Twisted tells it
-    when the socket's send buffer is full. What is written while paused is counted; a
-    client that falls more than ``max_buffer`` bytes behind is closed, the kernel and the
-    other clients go on.
+    Flow control: the protocol is the push producer of its transport. Its
+    :class:`~kgw.channels.backlog.Reader` writes to it only while Twisted has not paused it
+    (the socket's send buffer has room), and again when Twisted resumes it; what the client
+    has not read yet waits in the kernel's backlog, not here. A client that reads nothing for
+    ``stall_timeout`` seconds while output waits for it is closed; the kernel and the other
+    clients go on.
     """
 
     bridge: ChannelBridge
-    max_buffer: int
+    stall_timeout: float
 
     def __init__(self) -> None:
         super().__init__()
         self._v1 = False
+        self.wire_format = frames.JSON
         self._paused = False
-        self._behind = 0
-        self._attached = False
+        self._reader: Reader | None = None
         self._tcp: tcp.Connection | None = None  # a plain TCP transport, written eagerly
-        self._corked: list[bytes] | None = None  # frames held until the bridge's batch ends
         self._session_id = ""
-        self._dropped_by_us = False  # closed for being too slow: nothing is kept for it
+        self._dropped_by_us = False  # closed for stalling: nothing is kept for it
+        self._stall: IDelayedCall | None = None
+        self._unsent: int | None = None  # bytes the transport had not sent at the last check
 
     # --- handshake and lifetime ------------------------------------------------------------
 
@@ -58,6 +62,7 @@ class ChannelsProtocol(WebSocketServerProtocol):
         self._session_id = (request.params.get("session_id") or [""])[0][:128]
         if wire.V1_SUBPROTOCOL in request.protocols:
             self._v1 = True
+            self.wire_format = frames.V1
             return wire.V1_SUBPROTOCOL
         return None
 
@@ -68,21 +73,20 @@ class ChannelsProtocol(WebSocketServerProtocol):
         transport.registerProducer(self, True)
         if isinstance(transport, tcp.Connection):  # not under TLS
             self._tcp = transport
-        self.bridge.attach(self, self._session_id)
-        self._attached = True
         log.info(
             "kernel {kernel_id}: websocket opened ({wire_format})",
             kernel_id=self.bridge.kernel_id,
-            wire_format="v1" if self._v1 else "json",
+            wire_format=self.wire_format,
         )
+        self._reader = self.bridge.attach(self, self._session_id)
 
     def onClose(self, wasClean: bool, code: int | None, reason: str | None) -> None:
-        if self._attached:
-            self._attached = False
+        self._cancel_stall()
+        reader, self._reader = self._reader, None
+        if reader is not None:
             # A connection that dropped (no clean close) may come back: keep its messages.
             lost = not wasClean or code in (None, 1006)
-            keep = self.max_buffer if lost and not self._dropped_by_us else 0
-            self.bridge.detach(self, self._session_id, keep)
+            self.bridge.detach(reader, self._session_id, lost and not self._dropped_by_us)
             log.info(
                 "kernel {kernel_id}: websocket closed ({code})",
                 kernel_id=self.bridge.kernel_id,
@@ -124,7 +128,9 @@ class ChannelsProtocol(WebSocketServerProtocol):
                 raise wire.FrameError(f"clients may not send on channel {parts.channel!r}")
             # The legacy reader decoded every part already; v1 parts are still bytes.
             wire.check_client_message(parts, objects=self._v1)
-            self.bridge.send(self, parts)
+            if self._reader is None:
+                raise wire.FrameError("the connection is closing")
+            self.bridge.send(self._reader, parts)
         except wire.FrameError as e:
             log.info(
                 "kernel {kernel_id}: rejected a malformed frame: {error}",
@@ -136,34 +142,19 @@ class ChannelsProtocol(WebSocketServerProtocol):
     # --- kernel -> client ------------------------------------------------------------------
 
     def deliver(self, parts: wire.Parts) -> None:
-        if self.state != self.STATE_OPEN:
-            return
-        # iopub goes to every client of a kernel: frame it once per wire format, not per client.
-        wire_format = "v1" if self._v1 else "json"
-        prepared = parts.frames.get(wire_format)
-        if prepared is None:
-            if self._v1:
-                payload, is_binary = wire.parts_to_v1(parts), True
-            else:
-                payload, is_binary = wire.parts_to_legacy(parts)
-            prepared = self.factory.prepareMessage(payload, is_binary)
-            parts.frames[wire_format] = prepared
-        if self._paused:
-            self._behind += len(prepared.payloadHybi)
-            behind = _unsent_bytes(self.transport)
-            if behind is None:
-                behind = self._behind
-            if behind > self.max_buffer:
-                log.warn(
-                    "kernel {kernel_id}: closing a websocket {behind} bytes behind",
-                    kernel_id=self.bridge.kernel_id,
-                    behind=behind,
-                )
-                self._dropped_by_us = True
-                self.close_for(TOO_SLOW, f"client too slow: over {self.max_buffer} bytes behind")
-                self.dropConnection(abort=True)
-                return
-        self.sendPreparedMessage(prepared)
+        """A message for this client alone (the answer to a frame it got wrong)."""
+        if self._reader is not None:
+            self._reader.deliver(parts)
+
+    def writable(self) -> bool:
+        return self.state == self.STATE_OPEN and not self._paused
+
+    def write_frames(self, data: list[bytes]) -> None:
+        """Write whole websocket frames (the reader's), straight to the socket if it can."""
+        self.trafficStats.outgoingOctetsWireLevel += sum(map(len, data))
+        if self._tcp is None or not _send_now(self._tcp, data):
+            transport: Any = self.transport
+            transport.writeSequence(data)
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: int | None = None) -> None:
         """Write a frame, straight to the socket when nothing is queued before it.
@@ -179,35 +170,55 @@ class ChannelsProtocol(WebSocketServerProtocol):
             return
         if self.state == self.STATE_OPEN:
             self.trafficStats.outgoingOctetsWireLevel += len(data)
-        if self._corked is not None:
-            self._corked.append(data)
-        elif self._tcp is None or not _send_now(self._tcp, [data]):
+        if self._tcp is None or not _send_now(self._tcp, [data]):
             transport: Any = self.transport
             transport.write(data)
 
-    def cork(self) -> None:
-        """Hold frames until uncork(): the bridge is relaying a batch of kernel messages, and
-        one system call sends them all."""
-        if self._corked is None:
-            self._corked = []
-
-    def uncork(self) -> None:
-        frames, self._corked = self._corked, None
-        if not frames:
-            return
-        if self._tcp is None or not _send_now(self._tcp, frames):
-            transport: Any = self.transport
-            transport.writeSequence(frames)
-
     def pauseProducing(self) -> None:
         self._paused = True
+        if self._stall is None and self.stall_timeout > 0:
+            self._unsent = _unsent_bytes(self.transport)
+            self._stall = self.bridge.clock.callLater(self.stall_timeout, self._check_stall)
 
     def resumeProducing(self) -> None:
         self._paused = False
-        self._behind = 0
+        self._cancel_stall()
+        if self._reader is not None:
+            self._reader.pump()
 
     def stopProducing(self) -> None:
         self._paused = True
+        self._cancel_stall()
+
+    def _cancel_stall(self) -> None:
+        if self._stall is not None:
+            if self._stall.active():
+                self._stall.cancel()
+            self._stall = None
+
+    def _check_stall(self) -> None:
+        """Paused for ``stall_timeout``: close the client unless it read something since."""
+        self._stall = None
+        if not self._paused or self.state != self.STATE_OPEN:
+            return
+        unsent = _unsent_bytes(self.transport)
+        if unsent is not None and self._unsent is not None and unsent < self._unsent:
+            self._unsent = unsent  # slow, but reading
+            self._stall = self.bridge.clock.callLater(self.stall_timeout, self._check_stall)
+            return
+        log.warn(
+            "kernel {kernel_id}: closing a websocket that read nothing for {timeout}s "
+            "({unsent} bytes waiting for it)",
+            kernel_id=self.bridge.kernel_id,
+            timeout=self.stall_timeout,
+            unsent=unsent,
+        )
+        self._dropped_by_us = True
+        # The close frame goes after what the client has not read: a client that reads
+        # again within another stall_timeout sees why; then the connection is dropped.
+        current: float = getattr(self, "closeHandshakeTimeout", 0) or 0
+        self.closeHandshakeTimeout = max(current, self.stall_timeout)
+        self.close_for(STALLED, f"client stalled: read nothing for {self.stall_timeout:g}s")
 
 
 # Frames one sendmsg() may gather (Linux allows 1024 buffers per call).
@@ -275,16 +286,18 @@ def _error_parts(error: str, payload: bytes, v1: bool) -> wire.Parts:
 class _KernelBoundFactory:
     """Builds protocols from the shared factory, each bound to one kernel's bridge."""
 
-    def __init__(self, factory: WebSocketServerFactory, bridge: ChannelBridge, max_buffer: int):
+    def __init__(
+        self, factory: WebSocketServerFactory, bridge: ChannelBridge, stall_timeout: float
+    ):
         self._factory = factory
         self._bridge = bridge
-        self._max_buffer = max_buffer
+        self._stall_timeout = stall_timeout
 
     def buildProtocol(self, addr: IAddress) -> ChannelsProtocol:
         protocol = self._factory.buildProtocol(addr)
         assert isinstance(protocol, ChannelsProtocol)
         protocol.bridge = self._bridge
-        protocol.max_buffer = self._max_buffer
+        protocol.stall_timeout = self._stall_timeout
         return protocol
 
 
@@ -307,7 +320,7 @@ def make_factory(ping_interval: float = 0, ping_timeout: float = 30) -> WebSocke
 
 
 def channels_resource(
-    factory: WebSocketServerFactory, bridge: ChannelBridge, max_buffer: int
+    factory: WebSocketServerFactory, bridge: ChannelBridge, stall_timeout: float
 ) -> WebSocketResource:
     """A resource that upgrades one request to a channels websocket on ``bridge``."""
-    return WebSocketResource(_KernelBoundFactory(factory, bridge, max_buffer))
+    return WebSocketResource(_KernelBoundFactory(factory, bridge, stall_timeout))

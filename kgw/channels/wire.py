@@ -202,16 +202,21 @@ def check_client_message(parts: Parts, objects: bool = True) -> None:
             _load_object(data, key)
 
 
-def gateway_error(error: str, parent: dict[str, Any], channel: str) -> Parts:
-    """A ``gateway_error`` message telling a client that kgw could not use its message."""
-    header = {
+def gateway_header(msg_type: str) -> dict[str, Any]:
+    """The header of a message kgw itself sends to a client."""
+    return {
         "msg_id": uuid.uuid4().hex,
-        "msg_type": "gateway_error",
+        "msg_type": msg_type,
         "session": "kgw",
         "username": "kgw",
         "date": datetime.now(UTC).isoformat(),
         "version": "5.3",
     }
+
+
+def gateway_error(error: str, parent: dict[str, Any], channel: str) -> Parts:
+    """A ``gateway_error`` message telling a client that kgw could not use its message."""
+    header = gateway_header("gateway_error")
     content = {"status": "error", "ename": "FrameError", "evalue": error, "traceback": []}
     return message_to_parts(
         {

@@ -17,6 +17,7 @@ from jupyter_client.manager import AsyncKernelManager
 from twisted.logger import Logger
 
 from kgw.aio import as_deferred
+from kgw.channels.backlog import BacklogSettings
 from kgw.channels.gateway_client import KernelExited
 from kgw.errors import KernelStartFailed
 from kgw.kernels.exits import watch_exit
@@ -57,6 +58,7 @@ class KernelProcesses:
     _bridge_factory: Callable[..., Any]
     _output_factory: Callable[[str, str, Any], Any]
     _outputs: dict[str, Any]
+    _backlog: BacklogSettings
     kernel_spec_manager: Any
     metrics: GatewayMetrics
     seed: Seed
@@ -78,6 +80,7 @@ class KernelProcesses:
                 self._zmq,
                 self._clock,
                 self.metrics.traffic,
+                backlog=self._backlog,
             )
             kernel = Kernel(kernel_id, name, manager, bridge, env)
             try:

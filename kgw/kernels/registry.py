@@ -21,6 +21,8 @@ from twisted.logger import Logger
 from txzmq import ZmqFactory
 
 from kgw.aio import as_deferred
+from kgw.channels import spill
+from kgw.channels.backlog import BacklogSettings
 from kgw.channels.bridge import ChannelBridge
 from kgw.config import GatewayConfig
 from kgw.errors import (
@@ -64,6 +66,9 @@ class KernelRegistry(KernelPools):
         self._bridge_factory = bridge_factory
         self._output_factory = output_factory
         self._config = config
+        self._backlog = BacklogSettings(
+            config.ws_backlog_memory, config.ws_backlog_limit, config.ws_backlog_dir or None
+        )
         self.metrics = metrics or GatewayMetrics()
         self.metrics.watch(self)
         self._clock = clock
@@ -244,8 +249,17 @@ class KernelRegistry(KernelPools):
     async def startup_check(self) -> None:
         """Fill the pool; without one, start a kernel to try the seed.
 
-        Raise ConfigError naming the setting whose kernel could not start.
+        Raise ConfigError naming the setting whose kernel could not start, or the backlog
+        directory if no file can be written there.
         """
+        try:
+            spill.check_directory(self._backlog.directory)
+        except OSError as e:
+            where = self._backlog.directory or "the temporary directory"
+            raise ConfigError(
+                f"{self._config.source('ws-backlog-dir')}: cannot write backlog files in "
+                f"{where}: {e.strerror or e}"
+            ) from None
         self.refill()
         failures = [*await self.pool.first_fill(), *await self.env_pool.first_fill()]
         if failures:

@@ -85,7 +85,7 @@ def install(app: GatewayApp, registry: KernelRegistry, ws_factory: WebSocketServ
             config.cors.allow_origin,
         ):
             raise Forbidden("Cross-origin websocket refused (see KG_ALLOW_ORIGIN)")
-        resource: IResource = channels_resource(ws_factory, kernel.bridge, config.max_ws_buffer)
+        resource: IResource = channels_resource(ws_factory, kernel.bridge, config.ws_stall_timeout)
         return resource
 
     app.route("api/kernels", ["GET"], list_kernels)

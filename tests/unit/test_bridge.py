@@ -11,6 +11,7 @@ from twisted.internet.defer import Deferred, succeed
 from twisted.internet.task import Clock
 
 from kgw.channels import wire
+from kgw.channels.backlog import BacklogSettings, Reader
 from kgw.channels.bridge import ChannelBridge
 from kgw.channels.gateway_client import KernelExited
 
@@ -77,19 +78,29 @@ class MemorySockets:
         self.kernel_says("iopub", "status", request, execution_state="idle")
 
 
+def unframe(data: bytes) -> wire.Parts:
+    """The message in one of the bridge's websocket frames (v1)."""
+    length = data[1] & 0x7F
+    start = {126: 4, 127: 10}.get(length, 2)
+    return wire.v1_to_parts(data[start:])
+
+
 class Client:
+    """A websocket client's end of the bridge: it reads every frame at once, unless paused."""
+
+    wire_format = "v1"
+
     def __init__(self) -> None:
         self.got: list[wire.Parts] = []
         self.closed: tuple[int, str] | None = None
+        self.paused = False
+        self.reader: Reader
 
-    def deliver(self, parts: wire.Parts) -> None:
-        self.got.append(parts)
+    def writable(self) -> bool:
+        return not self.paused
 
-    def cork(self) -> None:
-        pass
-
-    def uncork(self) -> None:
-        pass
+    def write_frames(self, data: list[bytes]) -> None:
+        self.got.extend(map(unframe, data))
 
     def close_for(self, code: int, reason: str) -> None:
         self.closed = (code, reason)
@@ -126,10 +137,10 @@ def sockets() -> MemorySockets:
 
 def test_a_reply_goes_to_the_client_that_asked_and_iopub_to_all(bridge: ChannelBridge) -> None:
     asker, viewer = Client(), Client()
-    bridge.attach(asker)
-    bridge.attach(viewer)
+    asker.reader = bridge.attach(asker)
+    viewer.reader = bridge.attach(viewer)
     sent = request()
-    bridge.send(asker, sent)
+    bridge.send(asker.reader, sent)
     [(channel, relayed)] = sockets().sent
     assert (channel, relayed.msg_id) == ("shell", "r1")
     sockets().answer(relayed)
@@ -140,10 +151,10 @@ def test_a_reply_goes_to_the_client_that_asked_and_iopub_to_all(bridge: ChannelB
 
 def test_held_requests_go_to_the_restarted_process_in_order(bridge: ChannelBridge) -> None:
     client = Client()
-    bridge.attach(client)
+    client.reader = bridge.attach(client)
     bridge.hold()
-    bridge.send(client, request(msg_id="a"))
-    bridge.send(client, request(msg_id="b"))
+    bridge.send(client.reader, request(msg_id="a"))
+    bridge.send(client.reader, request(msg_id="b"))
     assert sockets().sent == []
     bridge.connect(INFO)  # the new process
     bridge.release()
@@ -155,9 +166,9 @@ def test_requests_queued_behind_the_running_one_are_sent_again(bridge: ChannelBr
     after it died) go to the restarted process; the running one is answered with an error,
     never run twice."""
     client = Client()
-    bridge.attach(client)
+    client.reader = bridge.attach(client)
     for msg_id in ("running", "queued-1", "queued-2"):
-        bridge.send(client, request(msg_id=msg_id))
+        bridge.send(client.reader, request(msg_id=msg_id))
     old = sockets()
     bridge.hold()  # the kernel died
     assert getattr(old, "drained", False), "what the kernel said last is read first"
@@ -172,16 +183,16 @@ def test_requests_queued_behind_the_running_one_are_sent_again(bridge: ChannelBr
 
 def test_held_requests_of_a_kernel_that_ends_dead_are_answered(bridge: ChannelBridge) -> None:
     client = Client()
-    bridge.attach(client)
+    client.reader = bridge.attach(client)
     bridge.hold()
-    bridge.send(client, request(msg_id="a"))
+    bridge.send(client.reader, request(msg_id="a"))
     bridge.disconnect()
     bridge.release()
     [error] = client.got
     assert error.msg_type == "gateway_error"
     assert json.loads(error.content)["evalue"] == "the kernel is not running"
     with pytest.raises(wire.FrameError, match="not running"):
-        bridge.send(client, request(msg_id="b"))
+        bridge.send(client.reader, request(msg_id="b"))
 
 
 def test_the_gateways_own_request_waits_for_reply_and_idle(bridge: ChannelBridge) -> None:
@@ -227,21 +238,21 @@ async def _false() -> bool:
 
 def test_a_session_away_gets_what_it_missed_when_it_comes_back(bridge: ChannelBridge) -> None:
     client = Client()
-    bridge.attach(client, "sess")
+    client.reader = bridge.attach(client, "sess")
     sent = request(msg_id="r")
-    bridge.send(client, sent)
-    bridge.detach(client, "sess", limit=1024 * 1024)
+    bridge.send(client.reader, sent)
+    bridge.detach(client.reader, "sess", keep=True)
     assert bridge.connection_count == 0
     sockets().answer(sent)
     back = Client()
-    bridge.attach(back, "sess")
+    back.reader = bridge.attach(back, "sess")
     assert back.types() == ["status", "execute_reply", "status"]
 
 
 def test_close_tells_every_client(bridge: ChannelBridge) -> None:
     clients = [Client(), Client()]
     for client in clients:
-        bridge.attach(client)
+        client.reader = bridge.attach(client)
     bridge.close(1001, "kernel shut down")
     assert [c.closed for c in clients] == [(1001, "kernel shut down")] * 2
     assert sockets().closed
@@ -259,7 +270,7 @@ def test_last_activity_is_the_reactors_time_of_user_activity(
 
 def test_status_broadcast_reaches_every_client(bridge: ChannelBridge) -> None:
     client = Client()
-    bridge.attach(client)
+    client.reader = bridge.attach(client)
     bridge.broadcast_status("restarting")
     assert client.types() == ["status"]
     assert json.loads(client.got[0].content) == {"execution_state": "restarting"}
@@ -270,13 +281,13 @@ def test_a_session_away_is_forgotten_after_its_time(bridge: ChannelBridge, clock
     from kgw.channels.offline import OFFLINE_SECONDS
 
     client = Client()
-    bridge.attach(client, "sess")
-    bridge.detach(client, "sess", limit=1024)
+    client.reader = bridge.attach(client, "sess")
+    bridge.detach(client.reader, "sess", keep=True)
     assert "sess" in bridge._offline
     clock.advance(OFFLINE_SECONDS)
     assert "sess" not in bridge._offline
     back = Client()
-    bridge.attach(back, "sess")
+    back.reader = bridge.attach(back, "sess")
     assert back.got == []
 
 
@@ -285,18 +296,29 @@ def test_only_the_newest_sessions_away_are_kept(bridge: ChannelBridge) -> None:
 
     for n in range(MAX_OFFLINE_SESSIONS + 1):
         client = Client()
-        bridge.attach(client, f"s{n}")
-        bridge.detach(client, f"s{n}", limit=1024)
+        client.reader = bridge.attach(client, f"s{n}")
+        bridge.detach(client.reader, f"s{n}", keep=True)
     assert "s0" not in bridge._offline
     assert f"s{MAX_OFFLINE_SESSIONS}" in bridge._offline
 
 
-def test_a_session_away_that_would_need_too_much_is_given_up(bridge: ChannelBridge) -> None:
+def test_a_session_away_past_the_backlog_limit_is_told_what_it_missed(clock: Clock) -> None:
+    small = BacklogSettings(memory_budget=300, limit=1000)
+    bridge = ChannelBridge("k1", INFO, object(), clock, open_sockets=MemorySockets, backlog=small)  # type: ignore[arg-type]
     client = Client()
-    bridge.attach(client, "sess")
-    bridge.detach(client, "sess", limit=100)
-    sockets().kernel_says("iopub", "stream", None, name="stdout", text="x" * 200)
-    assert "sess" not in bridge._offline
+    client.reader = bridge.attach(client, "sess")
+    bridge.detach(client.reader, "sess", keep=True)
+    for n in range(5):
+        sockets().kernel_says("iopub", "stream", request(), name="stdout", text=f"{n}" * 200)
+    back = Client()
+    back.reader = bridge.attach(back, "sess")
+    notice, *rest = back.got
+    missed = json.loads(notice.metadata)["kgw_missed"]
+    assert json.loads(notice.content)["name"] == "stderr"
+    assert json.loads(notice.parent_header)["msg_id"] == "r1", "shown in the cell it cut"
+    texts = [json.loads(p.content)["text"] for p in rest]
+    assert missed["messages"] + len(texts) == 5
+    assert texts == [f"{n}" * 200 for n in range(5 - len(texts), 5)], "the newest, in order"
 
 
 def test_a_gateway_request_to_a_kernel_that_lives_goes_on_waiting(
@@ -335,9 +357,9 @@ def test_a_kernel_whose_queue_is_full_is_a_frame_error_not_a_crash(
 
     sockets().send = full  # type: ignore[method-assign]
     client = Client()
-    bridge.attach(client)
+    client.reader = bridge.attach(client)
     with pytest.raises(wire.FrameError, match="queue full"):
-        bridge.send(client, request())
+        bridge.send(client.reader, request())
 
 
 def test_the_gateways_code_runs_without_history_or_stdin(bridge: ChannelBridge) -> None:

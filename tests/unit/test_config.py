@@ -101,7 +101,10 @@ SETTING_CASES: dict[str, tuple[str, Getter, Any]] = {
         ("HOME", "LANG", "TZ"),
     ),
     "env-whitelist": ("MY_VAR,OTHER", lambda c: c.env_whitelist, ("MY_VAR", "OTHER")),
-    "max-ws-buffer": ("1048576", lambda c: c.max_ws_buffer, 1048576),
+    "ws-stall-timeout": ("5", lambda c: c.ws_stall_timeout, 5),
+    "ws-backlog-memory": ("16M", lambda c: c.ws_backlog_memory, 16 << 20),
+    "ws-backlog-limit": ("1G", lambda c: c.ws_backlog_limit, 1 << 30),
+    "ws-backlog-dir": ("/var/tmp", lambda c: c.ws_backlog_dir, "/var/tmp"),
     "allow-unauthenticated": ("", lambda c: c.allow_unauthenticated, True),
     "metrics-unauthenticated": ("", lambda c: c.metrics_unauthenticated, True),
     "prespawn-count": ("3", lambda c: c.prespawn_count, 3),
@@ -213,7 +216,7 @@ def test_every_setting_has_its_own_variable() -> None:
     names = [setting.env for setting in config.SETTINGS]
     assert len(set(names)) == len(names)
     assert all(name.startswith(("KG_", "KGW_")) for name in names)
-    for name in ("log-format", "pool", "cull-idle-timeout", "max-ws-buffer", "restart-limit"):
+    for name in ("log-format", "pool", "cull-idle-timeout", "ws-stall-timeout", "restart-limit"):
         assert SETTINGS_BY_NAME[name].env.startswith("KGW_")
 
 
@@ -393,7 +396,9 @@ def test_list_kernels_variable_values(
         ([], {"KG_MAX_KERNELS": "-1"}, "KG_MAX_KERNELS"),
         (["--max-kernels", "many"], {}, "--max-kernels"),
         ([], {"KG_LIST_KERNELS": "maybe"}, "KG_LIST_KERNELS"),
-        (["--max-ws-buffer", "1024"], {}, "--max-ws-buffer"),
+        (["--ws-backlog-limit", "1024"], {}, "--ws-backlog-limit"),
+        ([], {"KGW_WS_BACKLOG_MEMORY": "lots"}, "KGW_WS_BACKLOG_MEMORY"),
+        (["--ws-backlog-memory", "64M", "--ws-backlog-limit", "32M"], {}, "--ws-backlog-memory"),
         (["--ip", "not-an-address"], {}, "--ip"),
         ([], {"KG_IP": "999.1.1.1"}, "not an IP address"),
     ],

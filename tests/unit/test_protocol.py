@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionLost
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
 
 from kgw.channels import wire
 from kgw.channels.bridge import ChannelBridge
@@ -23,6 +25,11 @@ KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 
 class Transport(StringTransport):
     """A StringTransport with what Autobahn and Twisted's TCP transport add."""
+
+    # What Twisted's TCP transport has not sent yet (its private fields, which kgw reads).
+    dataBuffer = b""
+    offset = 0
+    _tempDataLen = 0
 
     def setTcpNoDelay(self, enabled: bool) -> None:
         pass
@@ -37,10 +44,10 @@ class Producer:
 
 
 def open_socket(
-    bridge: ChannelBridge, protocols: str = "", query: str = "", max_buffer: int = 1 << 20
+    bridge: ChannelBridge, protocols: str = "", query: str = "", stall_timeout: float = 30
 ) -> tuple[ChannelsProtocol, Transport]:
     factory = make_factory()
-    protocol = _KernelBoundFactory(factory, bridge, max_buffer).buildProtocol(
+    protocol = _KernelBoundFactory(factory, bridge, stall_timeout).buildProtocol(
         IPv4Address("TCP", "127.0.0.1", 40000)
     )
     transport = Transport()
@@ -178,7 +185,7 @@ def test_a_text_frame_on_v1_is_refused(bridge: ChannelBridge) -> None:
 
 def test_a_refused_upgrade_is_a_json_error(bridge: ChannelBridge) -> None:
     factory = make_factory()
-    protocol = _KernelBoundFactory(factory, bridge, 1 << 20).buildProtocol(
+    protocol = _KernelBoundFactory(factory, bridge, 30).buildProtocol(
         IPv4Address("TCP", "127.0.0.1", 40000)
     )
     transport = Transport()
@@ -195,25 +202,65 @@ def test_a_refused_upgrade_is_a_json_error(bridge: ChannelBridge) -> None:
     assert json.loads(body)["message"].startswith("WebSocket version 7 not supported")
 
 
-def test_a_client_that_falls_too_far_behind_is_closed_with_1008(bridge: ChannelBridge) -> None:
-    protocol, transport = open_socket(bridge, max_buffer=1 << 20)
-    protocol.pauseProducing()  # the socket's send buffer is full
-    big = wire.message_to_parts(
+def stream(text: str, msg_id: str = "o") -> wire.Parts:
+    return wire.message_to_parts(
         {
-            "header": {"msg_id": "o", "msg_type": "stream"},
-            "content": {"name": "stdout", "text": "x" * (600 * 1024)},
+            "header": {"msg_id": msg_id, "msg_type": "stream"},
+            "content": {"name": "stdout", "text": text},
             "channel": "iopub",
         }
     )
+
+
+def kernel_prints(*texts: str) -> None:
+    for text in texts:
+        MemorySockets.opened[-1].kernel_says("iopub", "stream", None, name="stdout", text=text)
+
+
+def texts_in(transport: Transport) -> list[str]:
+    frames = [json.loads(p) for op, p in server_frames(transport.value()) if op == 1]
+    return [m["content"]["text"] for m in frames if m["msg_type"] == "stream"]
+
+
+def test_a_paused_client_gets_what_waited_when_its_transport_drains(bridge: ChannelBridge) -> None:
+    protocol, transport = open_socket(bridge)
     transport.clear()
-    protocol.deliver(big)
+    protocol.pauseProducing()  # the socket's send buffer is full
+    kernel_prints("a", "b", "c")
+    assert texts_in(transport) == [], "nothing is written while paused"
+    protocol.resumeProducing()
+    assert texts_in(transport) == ["a", "b", "c"]
     assert not transport.disconnecting
-    protocol.deliver(
-        wire.message_to_parts({**big.__dict__, "header": {"msg_id": "o2"}}) if False else big
-    )
-    closes = [p for op, p in server_frames(transport.value()) if op == 8]
-    assert closes and struct.unpack("!H", closes[0][:2])[0] == 1008
-    assert transport.disconnecting
+
+
+def test_a_client_that_reads_slowly_is_never_closed(bridge: ChannelBridge) -> None:
+    clock: Clock = bridge.clock  # type: ignore[assignment]
+    protocol, transport = open_socket(bridge, stall_timeout=30)
+    transport.dataBuffer = b"x" * 1000  # unsent
+    protocol.pauseProducing()
+    kernel_prints("waiting")
+    for sent in (100, 200, 300):
+        transport.offset = sent  # the client read a little
+        clock.advance(30)
+    assert not [p for op, p in server_frames(after_handshake(transport)) if op == 8]
+
+
+def test_a_client_that_reads_nothing_is_closed_with_1008(bridge: ChannelBridge) -> None:
+    clock: Clock = bridge.clock  # type: ignore[assignment]
+    protocol, transport = open_socket(bridge, query="?session_id=s1", stall_timeout=30)
+    transport.dataBuffer = b"x" * 1000
+    protocol.pauseProducing()
+    kernel_prints("waiting")
+    transport.clear()
+    clock.advance(29)
+    assert transport.value() == b""
+    clock.advance(1)
+    [(opcode, payload)] = server_frames(transport.value())
+    assert (opcode, struct.unpack("!H", payload[:2])[0]) == (8, 1008)
+    assert payload[2:] == b"client stalled: read nothing for 30s"
+    protocol.connectionLost(Failure(ConnectionLost()))
+    assert bridge.connection_count == 0
+    assert "s1" not in bridge._offline, "nothing is kept for a client closed for stalling"
 
 
 def test_close_for_sends_any_code(bridge: ChannelBridge) -> None:

@@ -84,7 +84,7 @@ class FakeManager:
 
 
 class FakeBridge:
-    def __init__(self, script: Script, *args: Any) -> None:
+    def __init__(self, script: Script, *args: Any, **kwargs: Any) -> None:
         self.script = script
         self.execution_state = "starting"
         clock = args[3]  # the registry's clock, as ChannelBridge gets it
@@ -166,7 +166,7 @@ def make_registry(script: Script, **settings: Any) -> KernelRegistry:
         {"PATH": "/usr/bin"},
         kernel_spec_manager=FakeSpecs(),  # type: ignore[arg-type]
         manager_factory=lambda **kw: FakeManager(script, **kw),
-        bridge_factory=lambda *args: FakeBridge(script, *args),
+        bridge_factory=lambda *args, **kwargs: FakeBridge(script, *args, **kwargs),
         output_factory=FakeOutput,
     )
 
